@@ -1,0 +1,5 @@
+"""Entry point for `python -m unitgate`."""
+
+from unitgate.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,92 @@
+"""unitgate's settings: one TOML file validated by a strict pydantic model, then CLI overrides."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from unitgate.services.allowlist import DEFAULT_ALLOWLIST, Allowlist, unit_name_problem
+from unitgate.services.systemctl import RestartVia, Scope, SystemctlOptions
+
+Seconds = Annotated[float, Field(gt=0, le=86_400)]
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says which key and why."""
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    scope: Literal["system", "user"] = "system"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    allowlist: tuple[str, ...] | None = Field(
+        default=None, description="Replaces the default allowlist when set."
+    )
+    extra_services: tuple[str, ...] = Field(
+        default=(), description="Added to the allowlist (the default one, or `allowlist`)."
+    )
+    status_timeout: Seconds = 5.0
+    restart_timeout: Seconds = 30.0
+    poll_interval: Seconds = 2.0
+    restart_via: Literal["auto", "direct", "sudo", "polkit"] = "auto"
+    systemctl_path: str = "/usr/bin/systemctl"
+    sudo_path: str = "/usr/bin/sudo"
+
+    @field_validator("allowlist", "extra_services")
+    @classmethod
+    def _unit_names(cls, names: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for name in names or ():
+            problem = unit_name_problem(name)
+            if problem is not None:
+                raise ValueError(f"service name {name!r} {problem}")
+        return names
+
+    def build_allowlist(self) -> Allowlist:
+        base = DEFAULT_ALLOWLIST if self.allowlist is None else frozenset(self.allowlist)
+        return Allowlist(base | frozenset(self.extra_services))
+
+    def systemctl_options(self) -> SystemctlOptions:
+        return SystemctlOptions(
+            scope=Scope(self.scope),
+            systemctl_path=self.systemctl_path,
+            sudo_path=self.sudo_path,
+            status_timeout=self.status_timeout,
+            restart_timeout=self.restart_timeout,
+            restart_via=RestartVia(self.restart_via),
+        )
+
+
+def load_settings(path: Path | None, overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Read `path` (if any), apply the non-None `overrides`, and validate the result."""
+    data: dict[str, Any] = {}
+    source = "command line"
+    if path is not None:
+        source = str(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as error:
+            raise ConfigError(f"cannot read config file {path}: {error.strerror or error}") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+            raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
+    data.update({key: value for key, value in (overrides or {}).items() if value is not None})
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(describe_validation_error(error, source)) from None
+
+
+def describe_validation_error(error: ValidationError, source: str) -> str:
+    lines = [f"invalid configuration ({source}):"]
+    for problem in error.errors():
+        key = ".".join(str(part) for part in problem["loc"]) or "(top level)"
+        if problem["type"] == "extra_forbidden":
+            lines.append(f"  {key}: unknown key")
+        else:
+            lines.append(f"  {key}: {problem['msg']} (got {problem.get('input')!r})")
+    return "\n".join(lines)

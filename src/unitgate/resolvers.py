@@ -1,0 +1,92 @@
+"""Thin resolvers: call a ServiceControl method and map its outcome onto a schema type."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from typing import TypeAlias
+
+import strawberry
+
+from unitgate.schema import types
+from unitgate.services import errors
+from unitgate.services.control import ServiceControl
+
+
+@dataclass
+class Context:
+    control: ServiceControl
+
+
+Info: TypeAlias = strawberry.Info[Context, None]
+
+ErrorType: TypeAlias = (
+    types.ServiceNotAllowed
+    | types.ServiceNotFound
+    | types.SystemctlTimeout
+    | types.RestartFailed
+    | types.SystemdUnavailable
+)
+
+
+def error_result(error: errors.UnitgateError) -> ErrorType:
+    """The GraphQL type of a services-layer failure."""
+    message = str(error)
+    match error:
+        case errors.ServiceNotAllowed():
+            return types.ServiceNotAllowed(message=message, name=types.echo(error.name))
+        case errors.ServiceNotFound():
+            return types.ServiceNotFound(message=message, name=error.name)
+        case errors.SystemctlTimeout():
+            return types.SystemctlTimeout(
+                message=message, command=error.command, timeout_seconds=error.timeout_seconds
+            )
+        case errors.RestartFailed():
+            return types.RestartFailed(message=message, name=error.name, exit_code=error.exit_code)
+        case errors.SystemdUnavailable():
+            return types.SystemdUnavailable(message=message)
+    raise TypeError(f"no GraphQL type for {type(error).__name__}")
+
+
+async def services(info: Info) -> types.ServicesResult:
+    try:
+        statuses = await info.context.control.list_installed()
+    except (errors.SystemctlTimeout, errors.SystemdUnavailable) as error:
+        return error_result(error)  # type: ignore[return-value]
+    return types.ServiceList(services=[types.ServiceStatus.from_unit(s) for s in statuses])
+
+
+async def service(info: Info, name: str) -> types.ServiceResult:
+    try:
+        status = await info.context.control.get(name)
+    except (
+        errors.ServiceNotAllowed,
+        errors.ServiceNotFound,
+        errors.SystemctlTimeout,
+        errors.SystemdUnavailable,
+    ) as error:
+        return error_result(error)  # type: ignore[return-value]
+    return types.ServiceStatus.from_unit(status)
+
+
+async def restart_service(info: Info, name: str) -> types.RestartServiceResult:
+    try:
+        status = await info.context.control.restart(name)
+    except errors.UnitgateError as error:
+        return error_result(error)
+    return types.RestartSucceeded(service=types.ServiceStatus.from_unit(status))
+
+
+async def service_status_changed(
+    info: Info, names: list[str] | None = None
+) -> AsyncGenerator[types.ServiceStatusEvent, None]:
+    events = info.context.control.status_events(names)
+    try:
+        async for event in events:
+            if isinstance(event, errors.UnitgateError):
+                yield error_result(event)  # type: ignore[misc]
+            else:
+                yield types.ServiceStatus.from_unit(event)
+    finally:
+        # Closing the inner generator leaves the shared watcher even when the client vanishes.
+        await events.aclose()

@@ -1,0 +1,76 @@
+"""The root types and the schema object."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import MaskErrors
+from strawberry.schema.config import StrawberryConfig
+
+from unitgate import resolvers
+from unitgate.schema import types
+from unitgate.schema.scalars import SCALAR_MAP
+
+
+@strawberry.type
+class Query:
+    services: types.ServicesResult = strawberry.field(
+        resolver=resolvers.services,
+        description="The allowlisted services that are installed, with their status.",
+    )
+    service: types.ServiceResult = strawberry.field(
+        resolver=resolvers.service, description="One allowlisted service by name."
+    )
+
+
+@strawberry.type
+class Mutation:
+    restart_service: types.RestartServiceResult = strawberry.mutation(
+        resolver=resolvers.restart_service,
+        description="Restart one allowlisted service; waits for systemd's job to finish.",
+    )
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(
+        description=(
+            "The current status of each named service (all installed ones when `names` is "
+            "omitted), then one event whenever activeState, subState, mainPid or loadState "
+            "changes. A name that is not allowed or not installed yields its error and ends "
+            "the stream."
+        )
+    )
+    async def service_status_changed(
+        self, info: resolvers.Info, names: list[str] | None = None
+    ) -> AsyncGenerator[types.ServiceStatusEvent, None]:
+        async for event in resolvers.service_status_changed(info, names):
+            yield event
+
+
+def _should_mask(error: GraphQLError) -> bool:
+    # Parse and validation errors are the client's to read; anything a resolver raised is not.
+    original = error.original_error
+    return original is not None and not isinstance(original, GraphQLError)
+
+
+def build_schema() -> strawberry.Schema:
+    return strawberry.Schema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        types=[
+            types.ServiceNotAllowed,
+            types.ServiceNotFound,
+            types.SystemctlTimeout,
+            types.RestartFailed,
+            types.SystemdUnavailable,
+        ],
+        extensions=[lambda: MaskErrors(should_mask_error=_should_mask)],
+        config=StrawberryConfig(scalar_map=SCALAR_MAP),
+    )
+
+
+schema = build_schema()

@@ -1,0 +1,128 @@
+"""The schema's object types, the Error interface and every typed error."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+import strawberry
+
+from unitgate.schema.scalars import ByteCount
+from unitgate.services.status import UnitStatus
+
+_ECHO_LIMIT = 256
+
+
+@strawberry.type(description="The state of one allowlisted systemd service.")
+class ServiceStatus:
+    name: str = strawberry.field(description="The allowlisted name, without '.service'.")
+    active: bool = strawberry.field(description="True when activeState is active or reloading.")
+    active_state: str = strawberry.field(description="systemd's ActiveState, e.g. active, failed.")
+    sub_state: str = strawberry.field(description="systemd's SubState, e.g. running, dead.")
+    load_state: str = strawberry.field(description="systemd's LoadState, e.g. loaded, masked.")
+    description: str
+    main_pid: int | None = strawberry.field(description="Null when there is no main process.")
+    memory_bytes: ByteCount | None = strawberry.field(
+        description="MemoryCurrent; null when systemd does not account memory for the unit."
+    )
+    active_since: datetime | None = strawberry.field(
+        description="When the unit last became active (UTC); null when it is not active."
+    )
+    restart_count: int | None = strawberry.field(
+        description="NRestarts: automatic restarts by systemd since the unit was last started."
+    )
+    unit_file_state: str | None = strawberry.field(
+        description="systemd's UnitFileState, e.g. enabled, disabled, static."
+    )
+
+    @strawberry.field(description="Seconds since activeSince, at the time of the answer.")
+    def uptime_seconds(self) -> int | None:
+        if self.active_since is None:
+            return None
+        return max(0, int((datetime.now(UTC) - self.active_since).total_seconds()))
+
+    @classmethod
+    def from_unit(cls, status: UnitStatus) -> ServiceStatus:
+        return cls(
+            name=status.name,
+            active=status.active,
+            active_state=status.active_state,
+            sub_state=status.sub_state,
+            load_state=status.load_state,
+            description=status.description,
+            main_pid=status.main_pid,
+            memory_bytes=None if status.memory_bytes is None else ByteCount(status.memory_bytes),
+            active_since=status.active_since,
+            restart_count=status.restart_count,
+            unit_file_state=status.unit_file_state,
+        )
+
+
+@strawberry.type(description="The installed allowlisted services.")
+class ServiceList:
+    services: list[ServiceStatus]
+
+
+@strawberry.type(description="The restart's job finished; `service` is the status after it.")
+class RestartSucceeded:
+    service: ServiceStatus
+
+
+@strawberry.interface(description="Every typed failure carries a human-readable message.")
+class Error:
+    message: str
+
+
+@strawberry.type(description="The name is not exactly one of the allowlisted services.")
+class ServiceNotAllowed(Error):
+    name: str = strawberry.field(description="The name as sent, cut to 256 characters.")
+
+
+@strawberry.type(description="The service is allowlisted but not installed on this machine.")
+class ServiceNotFound(Error):
+    name: str
+
+
+@strawberry.type(description="systemctl did not answer in time; it was killed.")
+class SystemctlTimeout(Error):
+    command: str = strawberry.field(description="The systemctl verb that timed out.")
+    timeout_seconds: float
+
+
+@strawberry.type(description="systemctl restart failed; exitCode and message are systemctl's.")
+class RestartFailed(Error):
+    name: str
+    exit_code: int
+
+
+@strawberry.type(description="systemctl is missing or no systemd manager answers.")
+class SystemdUnavailable(Error):
+    pass
+
+
+ServicesResult = Annotated[
+    ServiceList | SystemctlTimeout | SystemdUnavailable,
+    strawberry.union("ServicesResult"),
+]
+ServiceResult = Annotated[
+    ServiceStatus | ServiceNotAllowed | ServiceNotFound | SystemctlTimeout | SystemdUnavailable,
+    strawberry.union("ServiceResult"),
+]
+RestartServiceResult = Annotated[
+    RestartSucceeded
+    | ServiceNotAllowed
+    | ServiceNotFound
+    | SystemctlTimeout
+    | RestartFailed
+    | SystemdUnavailable,
+    strawberry.union("RestartServiceResult"),
+]
+ServiceStatusEvent = Annotated[
+    ServiceStatus | ServiceNotAllowed | ServiceNotFound | SystemctlTimeout | SystemdUnavailable,
+    strawberry.union("ServiceStatusEvent"),
+]
+
+
+def echo(name: str) -> str:
+    """A client-sent name, safe to send back: bounded in length."""
+    return name if len(name) <= _ECHO_LIMIT else name[:_ECHO_LIMIT]

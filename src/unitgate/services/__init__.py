@@ -1,0 +1,1 @@
+"""Everything that talks to systemd; nothing here knows about GraphQL."""

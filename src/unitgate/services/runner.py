@@ -1,0 +1,99 @@
+"""The one way unitgate starts a process: argv only, clean environment, capped output, timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+DEFAULT_OUTPUT_CAP = 1024 * 1024
+_READ_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class CompletedCommand:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+    truncated: bool
+
+
+class CommandTimedOut(Exception):
+    def __init__(self, argv: Sequence[str], timeout: float) -> None:
+        self.argv = tuple(argv)
+        self.timeout = timeout
+        super().__init__(f"{argv[0]} did not finish within {timeout:g} s")
+
+
+class CommandNotStarted(Exception):
+    """The executable is missing or cannot be executed."""
+
+
+class ProcessRunner:
+    """Starts child processes for the services layer and counts them.
+
+    Every child gets its own session, so a timeout can kill the whole group (sudo and the
+    systemctl below it) and is always reaped: no zombie and no orphan outlives a call.
+    """
+
+    def __init__(self, env: Mapping[str, str], output_cap: int = DEFAULT_OUTPUT_CAP) -> None:
+        self._env = dict(env)
+        self._output_cap = output_cap
+        self.spawned = 0
+
+    async def run(self, argv: Sequence[str], *, timeout: float) -> CompletedCommand:
+        if not argv or not all(isinstance(arg, str) for arg in argv):
+            raise TypeError("argv must be a non-empty sequence of strings")
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=self._env,
+                start_new_session=True,
+            )
+        except OSError as error:
+            raise CommandNotStarted(f"cannot run {argv[0]}: {error.strerror or error}") from error
+        self.spawned += 1
+        try:
+            assert process.stdout is not None
+            assert process.stderr is not None
+            async with asyncio.timeout(timeout):
+                (stdout, out_cut), (stderr, err_cut) = await asyncio.gather(
+                    _read_capped(process.stdout, self._output_cap),
+                    _read_capped(process.stderr, self._output_cap),
+                )
+                returncode = await process.wait()
+        except TimeoutError:
+            raise CommandTimedOut(argv, timeout) from None
+        finally:
+            if process.returncode is None:
+                await _kill_and_reap(process)
+        return CompletedCommand(tuple(argv), returncode, stdout, stderr, out_cut or err_cut)
+
+
+async def _read_capped(stream: asyncio.StreamReader, cap: int) -> tuple[bytes, bool]:
+    """Read to EOF but keep at most `cap` bytes, so a chatty child can neither block nor bloat us."""
+    kept = bytearray()
+    truncated = False
+    while chunk := await stream.read(_READ_CHUNK):
+        room = cap - len(kept)
+        if room > 0:
+            kept += chunk[:room]
+        if len(chunk) > room:
+            truncated = True
+    return bytes(kept), truncated
+
+
+async def _kill_and_reap(process: asyncio.subprocess.Process) -> None:
+    # Shielded so that a cancelled caller still waits for the reap instead of leaving a zombie.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        process.kill()
+    await asyncio.shield(process.wait())

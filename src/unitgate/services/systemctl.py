@@ -1,0 +1,174 @@
+"""The allowlisted wrapper around systemctl: every call checks names first, then runs one process."""
+
+from __future__ import annotations
+
+import enum
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from unitgate.services.allowlist import Allowlist, unit_for
+from unitgate.services.errors import (
+    RestartFailed,
+    ServiceNotFound,
+    SystemctlTimeout,
+    SystemdUnavailable,
+)
+from unitgate.services.runner import (
+    CommandNotStarted,
+    CommandTimedOut,
+    CompletedCommand,
+    ProcessRunner,
+)
+from unitgate.services.status import (
+    SHOW_PROPERTIES,
+    ClockReading,
+    UnitStatus,
+    parse_show_output,
+)
+
+_MESSAGE_CAP = 2000
+
+
+class Scope(enum.StrEnum):
+    SYSTEM = "system"
+    USER = "user"
+
+
+class RestartVia(enum.StrEnum):
+    """How a restart gets its privilege; `auto` means sudo for system scope when not root."""
+
+    AUTO = "auto"
+    DIRECT = "direct"
+    SUDO = "sudo"
+    POLKIT = "polkit"
+
+
+@dataclass(frozen=True, slots=True)
+class SystemctlOptions:
+    scope: Scope = Scope.SYSTEM
+    systemctl_path: str = "/usr/bin/systemctl"
+    sudo_path: str = "/usr/bin/sudo"
+    status_timeout: float = 5.0
+    restart_timeout: float = 30.0
+    restart_via: RestartVia = RestartVia.AUTO
+
+    def resolved_restart_via(self, euid: int) -> RestartVia:
+        if self.restart_via is not RestartVia.AUTO:
+            return self.restart_via
+        if self.scope is Scope.SYSTEM and euid != 0:
+            return RestartVia.SUDO
+        return RestartVia.DIRECT
+
+
+def systemctl_environment(scope: Scope, inherited: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The whole environment a child gets: C locale, UTC, no pager, no colour, no prompts."""
+    source = os.environ if inherited is None else inherited
+    env = {
+        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "LC_ALL": "C",
+        "LANG": "C",
+        "TZ": "UTC",
+        "SYSTEMD_PAGER": "",
+        "PAGER": "cat",
+        "SYSTEMD_COLORS": "0",
+        "NO_COLOR": "1",
+        "TERM": "dumb",
+    }
+    if scope is Scope.USER:
+        # The user manager is found through these; nothing else of the caller's leaks through.
+        for key in ("XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS"):
+            if source.get(key):
+                env[key] = source[key]
+    return env
+
+
+class Systemctl:
+    def __init__(
+        self,
+        allowlist: Allowlist,
+        runner: ProcessRunner,
+        options: SystemctlOptions,
+    ) -> None:
+        self.allowlist = allowlist
+        self.options = options
+        self._runner = runner
+        self._restart_via = options.resolved_restart_via(os.geteuid())
+
+    @property
+    def restart_via(self) -> RestartVia:
+        return self._restart_via
+
+    def _argv(self, *args: str) -> list[str]:
+        argv = [self.options.systemctl_path]
+        if self.options.scope is Scope.USER:
+            argv.append("--user")
+        argv.extend(args)
+        return argv
+
+    async def show(self, names: Sequence[str]) -> list[UnitStatus]:
+        """Status of every name, in order, from a single `systemctl show`."""
+        checked = [self.allowlist.require(name) for name in names]
+        if not checked:
+            return []
+        argv = self._argv(
+            "show", "--no-pager", f"--property={','.join(SHOW_PROPERTIES)}", *map(unit_for, checked)
+        )
+        result = await self._run(argv, "show", self.options.status_timeout)
+        clock = ClockReading(realtime=time.time(), monotonic=time.monotonic())
+        if result.returncode != 0:
+            raise SystemdUnavailable(_first_line(result) or f"systemctl exited {result.returncode}")
+        return parse_show_output(result.stdout.decode("utf-8", "replace"), checked, clock)
+
+    async def restart(self, name: str) -> UnitStatus:
+        """Restart one unit and return its status once systemd reports the job done."""
+        checked = self.allowlist.require(name)
+        unit = unit_for(checked)
+        if self._restart_via is RestartVia.SUDO:
+            # Exactly the command line the generated sudoers rule allows, nothing more.
+            argv = [self.options.sudo_path, "-n", self.options.systemctl_path]
+            if self.options.scope is Scope.USER:
+                argv.append("--user")
+            argv += ["restart", unit]
+        else:
+            argv = self._argv("--no-ask-password", "restart", unit)
+        result = await self._run(argv, "restart", self.options.restart_timeout)
+        # One look decides both "what went wrong" and "what is it now".
+        (status,) = await self.show([checked])
+        if not status.installed:
+            raise ServiceNotFound(checked)
+        if result.returncode != 0:
+            raise RestartFailed(checked, result.returncode, _message(result))
+        return status
+
+    async def manager_version(self) -> str:
+        """The manager's version; proves that systemctl runs and a manager answers."""
+        result = await self._run(
+            self._argv("show", "--no-pager", "--property=Version"),
+            "show",
+            self.options.status_timeout,
+        )
+        if result.returncode != 0:
+            raise SystemdUnavailable(_first_line(result) or f"systemctl exited {result.returncode}")
+        return result.stdout.decode("utf-8", "replace").strip().removeprefix("Version=")
+
+    async def _run(self, argv: list[str], command: str, timeout: float) -> CompletedCommand:
+        try:
+            return await self._runner.run(argv, timeout=timeout)
+        except CommandTimedOut:
+            raise SystemctlTimeout(command, timeout) from None
+        except CommandNotStarted as error:
+            raise SystemdUnavailable(str(error)) from None
+
+
+def _first_line(result: CompletedCommand) -> str:
+    text = result.stderr.decode("utf-8", "replace").strip()
+    return text.splitlines()[0][:_MESSAGE_CAP] if text else ""
+
+
+def _message(result: CompletedCommand) -> str:
+    text = (
+        result.stderr.decode("utf-8", "replace").strip() or result.stdout.decode("utf-8", "replace").strip()
+    )
+    return text[:_MESSAGE_CAP] or f"systemctl exited {result.returncode}"

@@ -1,0 +1,33 @@
+"""The units the test sandbox boots: each named like an allowlisted service, each a real process."""
+
+from __future__ import annotations
+
+HEALTHY = "nginx"  # restarted by the tests
+CRASHY = "postfix"  # its main process gets killed; systemd brings it back
+FAILING = "php8.2-fpm"  # its start (and so every restart) fails
+HANGING = "mariadb"  # its restart hangs until the job is cancelled
+MISSING = "redis-server"  # allowlisted, never installed
+
+UNITS: dict[str, str] = {
+    f"{HEALTHY}.service": (
+        "[Unit]\nDescription=Test web server\n"
+        "[Service]\nExecStart=/bin/sleep infinity\nExecReload=/bin/true\n"
+    ),
+    f"{CRASHY}.service": (
+        "[Unit]\nDescription=Test mail server\n"
+        "[Service]\nExecStart=/bin/sleep infinity\nRestart=always\nRestartSec=200ms\n"
+    ),
+    f"{FAILING}.service": (
+        "[Unit]\nDescription=Test PHP pool that cannot start\n"
+        "[Service]\nExecStartPre=/bin/sh -c 'echo \"config test failed\" >&2; exit 3'\n"
+        "ExecStart=/bin/sleep infinity\n"
+    ),
+    f"{HANGING}.service": (
+        "[Unit]\nDescription=Test database whose start hangs\n"
+        "[Service]\nExecStartPre=/bin/sleep infinity\nExecStart=/bin/sleep infinity\n"
+        "TimeoutStartSec=infinity\n"
+    ),
+}
+
+# Booted with the sandbox; the hanging one is not, or boot would never finish.
+STARTED = [f"{HEALTHY}.service", f"{CRASHY}.service", f"{FAILING}.service"]
