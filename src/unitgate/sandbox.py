@@ -146,13 +146,13 @@ class UserManagerSandbox:
         """Stop the manager and every process it started, then remove the sandbox's files."""
         process, self._process = self._process, None
         if process is not None:
-            family = _descendants(process.pid)
+            family = descendants(process.pid)
             with contextlib.suppress(ProcessLookupError):
                 process.send_signal(signal.SIGTERM)
             try:
                 process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                family |= _descendants(process.pid)
+                family |= descendants(process.pid)
                 process.kill()
                 process.wait()
             # A manager that exits cleanly has stopped its units; anything left is killed.
@@ -175,8 +175,8 @@ class UserManagerSandbox:
         self.stop()
 
 
-def _descendants(root_pid: int) -> set[int]:
-    """Every live process below `root_pid`, read from /proc."""
+def process_tree() -> dict[int, list[int]]:
+    """Parent pid -> child pids of every process (zombies included), read from /proc."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -188,6 +188,12 @@ def _descendants(root_pid: int) -> set[int]:
         # The command name may hold spaces and parentheses; fields resume after the last ")".
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
         children.setdefault(ppid, []).append(int(entry.name))
+    return children
+
+
+def descendants(root_pid: int) -> set[int]:
+    """Every process below `root_pid`."""
+    children = process_tree()
     found: set[int] = set()
     pending = [root_pid]
     while pending:

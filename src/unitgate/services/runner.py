@@ -46,8 +46,8 @@ class ProcessRunner:
         self.spawned = 0
 
     async def run(self, argv: Sequence[str], *, timeout: float) -> CompletedCommand:
-        if not argv or not all(isinstance(arg, str) for arg in argv):
-            raise TypeError("argv must be a non-empty sequence of strings")
+        if not isinstance(argv, list | tuple) or not argv or not all(isinstance(a, str) for a in argv):
+            raise TypeError("argv must be a non-empty list of strings")
         try:
             process = await asyncio.create_subprocess_exec(
                 *argv,

@@ -1,0 +1,121 @@
+"""Fixtures that start real things: one private systemd user manager and one unitgate server per session."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from tests.units import STARTED, UNITS
+from unitgate.app import build_control, create_app
+from unitgate.config import Settings
+from unitgate.sandbox import UserManagerSandbox
+from unitgate.services.control import ServiceControl
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[UserManagerSandbox]:
+    with UserManagerSandbox(UNITS, start=STARTED) as manager:
+        yield manager
+
+
+def sandbox_settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {"scope": "user", "poll_interval": 0.2, "restart_timeout": 15.0}
+    values.update(overrides)
+    return Settings.model_validate(values)
+
+
+@pytest.fixture
+async def make_control(sandbox: UserManagerSandbox) -> AsyncIterator[Callable[..., ServiceControl]]:
+    """Build a ServiceControl on the sandbox (or on `environ`); closed after the test."""
+    made: list[ServiceControl] = []
+
+    def make(environ: dict[str, str] | None = None, **overrides: Any) -> ServiceControl:
+        control = build_control(sandbox_settings(**overrides), sandbox.env if environ is None else environ)
+        made.append(control)
+        return control
+
+    yield make
+    for control in made:
+        await control.aclose()
+
+
+@pytest.fixture
+async def control(make_control: Callable[..., ServiceControl]) -> ServiceControl:
+    return make_control()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class RunningServer:
+    url: str
+    ws_url: str
+    control: ServiceControl
+    loop: asyncio.AbstractEventLoop
+
+    def call(self, coroutine: Any, timeout: float = 10) -> Any:
+        """Run a coroutine on the server's own loop (to inspect its tasks, say)."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+
+@pytest.fixture(scope="session")
+def server(sandbox: UserManagerSandbox) -> Iterator[RunningServer]:
+    """unitgate under uvicorn on a real port, as a dashboard would reach it."""
+    settings = sandbox_settings()
+    control = build_control(settings, sandbox.env)
+    app = create_app(settings, control)
+    port = free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", ws="websockets-sansio", lifespan="on"
+    )
+    uv = uvicorn.Server(config)
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    def serve() -> None:
+        loop = asyncio.new_event_loop()
+        loops.append(loop)
+        loop.run_until_complete(uv.serve())
+        loop.close()
+
+    thread = threading.Thread(target=serve, name="uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not uv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    yield RunningServer(f"http://127.0.0.1:{port}/graphql", f"ws://127.0.0.1:{port}/graphql", control, loops[0])
+    uv.should_exit = True
+    thread.join(20)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    """For state in another thread that offers no event to await: check often, fail loudly."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def tmp_config(tmp_path: Path) -> Callable[[str], Path]:
+    def write(text: str) -> Path:
+        path = tmp_path / "unitgate.toml"
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return write

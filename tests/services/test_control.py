@@ -1,0 +1,111 @@
+"""Live status events from the shared watcher, against a real systemd user manager."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator
+
+import pytest
+
+from tests.units import CRASHY, FAILING, HANGING, HEALTHY, MISSING
+from unitgate.sandbox import UserManagerSandbox
+from unitgate.services.control import ServiceControl, StatusEvent
+from unitgate.services.errors import ServiceNotAllowed, ServiceNotFound
+from unitgate.services.status import UnitStatus
+
+pytestmark = pytest.mark.timeout(30)
+
+
+async def next_status(events: AsyncGenerator[StatusEvent, None]) -> UnitStatus:
+    async with asyncio.timeout(10):
+        event = await anext(events)
+    assert isinstance(event, UnitStatus), event
+    return event
+
+
+async def test_snapshot_then_event_after_restart(control: ServiceControl) -> None:
+    events = control.status_events([HEALTHY])
+    try:
+        snapshot = await next_status(events)
+        assert snapshot.name == HEALTHY and snapshot.active
+        restarted = await control.restart(HEALTHY)
+        change = await next_status(events)
+        while change.main_pid != restarted.main_pid:  # a read may land mid-restart
+            change = await next_status(events)
+        assert change.name == HEALTHY
+    finally:
+        await events.aclose()
+    assert not control.watcher.running
+
+
+async def test_event_after_main_process_is_killed(
+    control: ServiceControl, sandbox: UserManagerSandbox
+) -> None:
+    events = control.status_events([CRASHY])
+    try:
+        snapshot = await next_status(events)
+        assert snapshot.main_pid is not None
+        sandbox.systemctl("kill", "--kill-whom=main", "--signal=SIGKILL", f"{CRASHY}.service")
+        change = await next_status(events)
+        assert change.name == CRASHY
+        assert (change.main_pid, change.active_state) != (snapshot.main_pid, snapshot.active_state)
+    finally:
+        await events.aclose()
+
+
+async def test_no_names_follows_every_installed_service(control: ServiceControl) -> None:
+    events = control.status_events(None)
+    try:
+        names = [(await next_status(events)).name for _ in range(4)]
+    finally:
+        await events.aclose()
+    assert names == sorted([CRASHY, HANGING, HEALTHY, FAILING])
+
+
+@pytest.mark.parametrize(
+    ("names", "error"),
+    [([HEALTHY, MISSING], ServiceNotFound), ([HEALTHY, "nginx.service"], ServiceNotAllowed)],
+)
+async def test_bad_name_yields_its_error_and_ends(
+    control: ServiceControl, names: list[str], error: type[Exception]
+) -> None:
+    events = [event async for event in control.status_events(names)]
+    assert len(events) == 1
+    assert isinstance(events[0], error)
+    assert not control.watcher.running
+
+
+async def test_subscribers_share_one_watcher(control: ServiceControl) -> None:
+    runner = control.systemctl._runner
+    streams = [control.status_events([HEALTHY]) for _ in range(20)]
+    try:
+        for stream in streams:
+            await next_status(stream)
+        assert control.watcher.watchers == 20
+        reads_before, spawned_before = control.watcher.reads, runner.spawned
+        await control.restart(HEALTHY)  # one restart + one status read for the restart itself
+        for stream in streams:
+            await next_status(stream)
+        # Every subscriber got the change from the same reads: processes track reads, not subscribers.
+        reads = control.watcher.reads - reads_before
+        assert runner.spawned - spawned_before == 2 + reads
+        assert reads <= 3
+    finally:
+        for stream in streams:
+            await stream.aclose()
+    assert control.watcher.watchers == 0
+    assert not control.watcher.running
+
+
+async def test_duplicate_names_are_followed_once(control: ServiceControl) -> None:
+    events = control.status_events([HEALTHY, HEALTHY, HEALTHY])
+    try:
+        first = await next_status(events)
+        restarted = await control.restart(HEALTHY)
+        # The next event is a change, not the snapshot again for the repeated names.
+        second = await next_status(events)
+        assert second.change_key != first.change_key
+        while second.main_pid != restarted.main_pid:
+            second = await next_status(events)
+    finally:
+        await events.aclose()

@@ -1,0 +1,195 @@
+"""The allowlisted systemctl wrapper against a real systemd user manager."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.services.test_allowlist import HOSTILE_NAMES
+from tests.units import FAILING, HANGING, HEALTHY, MISSING
+from tests.services.test_runner import children
+from unitgate.sandbox import UserManagerSandbox
+from unitgate.services.errors import (
+    RestartFailed,
+    ServiceNotAllowed,
+    ServiceNotFound,
+    SystemctlTimeout,
+    SystemdUnavailable,
+)
+from unitgate.services.control import ServiceControl
+from unitgate.services.runner import ProcessRunner
+from unitgate.services.systemctl import RestartVia, Scope, Systemctl, SystemctlOptions
+
+MakeControl = Callable[..., ServiceControl]
+
+
+def spawned(control: ServiceControl) -> int:
+    runner: ProcessRunner = control.systemctl._runner
+    return runner.spawned
+
+
+async def test_status_matches_systemctl_show(control: ServiceControl, sandbox: UserManagerSandbox) -> None:
+    props = ("MainPID", "ActiveState", "SubState", "LoadState", "Description", "NRestarts",
+             "UnitFileState", "MemoryCurrent", "ActiveEnterTimestamp")
+    before = sandbox.show(f"{HEALTHY}.service", *props)
+    status = await control.get(HEALTHY)
+    after = sandbox.show(f"{HEALTHY}.service", *props)
+    unix = sandbox.systemctl("show", "--timestamp=unix", "--property=ActiveEnterTimestamp",
+                             f"{HEALTHY}.service").stdout.strip()
+
+    assert status.name == HEALTHY
+    assert status.main_pid == int(before["MainPID"]) == int(after["MainPID"])
+    assert status.active_state == before["ActiveState"] == "active"
+    assert status.active
+    assert status.sub_state == before["SubState"]
+    assert status.load_state == before["LoadState"]
+    assert status.description == before["Description"] == "Test web server"
+    assert status.restart_count == int(before["NRestarts"])
+    assert status.unit_file_state == before["UnitFileState"]
+    low, high = sorted((int(before["MemoryCurrent"]), int(after["MemoryCurrent"])))
+    assert status.memory_bytes is not None
+    assert low <= status.memory_bytes <= high
+    assert status.active_since == datetime.fromtimestamp(int(unix.removeprefix("ActiveEnterTimestamp=@")), UTC)
+    uptime = status.uptime_seconds(datetime.now(UTC))
+    assert uptime is not None and uptime >= 0
+
+
+async def test_failed_unit_status(control: ServiceControl, sandbox: UserManagerSandbox) -> None:
+    status = await control.get(FAILING)
+    assert (status.active_state, status.sub_state) == ("failed", "failed")
+    assert not status.active
+    assert status.main_pid is None
+    assert status.active_since is None
+    assert status.uptime_seconds(datetime.now(UTC)) is None
+
+
+async def test_list_reads_every_unit_in_one_process(control: ServiceControl) -> None:
+    before = spawned(control)
+    statuses = await control.list_installed()
+    assert spawned(control) == before + 1
+    names = [status.name for status in statuses]
+    assert names == sorted(names)
+    assert {HEALTHY, FAILING, HANGING} <= set(names)
+    assert MISSING not in names  # allowlisted, but not installed
+
+
+async def test_not_installed_is_not_found(control: ServiceControl) -> None:
+    with pytest.raises(ServiceNotFound):
+        await control.get(MISSING)
+    with pytest.raises(ServiceNotFound):
+        await control.restart(MISSING)
+
+
+async def test_restart_changes_main_pid(control: ServiceControl) -> None:
+    before = await control.get(HEALTHY)
+    after = await control.restart(HEALTHY)
+    assert after.active_state == "active"
+    assert after.main_pid is not None
+    assert after.main_pid != before.main_pid
+    assert (await control.get(HEALTHY)).main_pid == after.main_pid
+
+
+async def test_failing_restart_reports_systemctl_exit_code_and_message(control: ServiceControl) -> None:
+    with pytest.raises(RestartFailed) as failed:
+        await control.restart(FAILING)
+    assert failed.value.exit_code == 1
+    assert "php8.2-fpm.service failed" in failed.value.detail
+
+
+async def test_hanging_restart_times_out_and_is_reaped(
+    make_control: MakeControl, sandbox: UserManagerSandbox
+) -> None:
+    control = make_control(restart_timeout=0.5)
+    before = children()
+    try:
+        with pytest.raises(SystemctlTimeout) as timed_out:
+            await control.restart(HANGING)
+        assert timed_out.value.timeout_seconds == 0.5
+        assert timed_out.value.command == "restart"
+        assert children() == before
+    finally:
+        sandbox.systemctl("stop", f"{HANGING}.service")
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+async def test_hostile_names_start_no_process(
+    name: str, control: ServiceControl, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[Any] = []
+
+    async def forbidden(*args: Any, **kwargs: Any) -> None:
+        started.append(args)
+        raise AssertionError("a process was started for a name that is not allowed")
+
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", forbidden)
+    for call in (control.get, control.restart):
+        with pytest.raises(ServiceNotAllowed):
+            await call(name)
+    with pytest.raises(ServiceNotAllowed):
+        await control.systemctl.show(["nginx", name])
+    events = [event async for event in control.status_events(["nginx", name])]
+    assert len(events) == 1 and isinstance(events[0], ServiceNotAllowed)
+    assert started == []
+    assert spawned(control) == 0
+    assert not control.watcher.running
+
+
+async def test_missing_systemctl_is_unavailable(make_control: MakeControl) -> None:
+    control = make_control(systemctl_path="/nonexistent/systemctl")
+    with pytest.raises(SystemdUnavailable, match="/nonexistent/systemctl"):
+        await control.list_installed()
+    assert not (await control.health()).ok
+
+
+async def test_no_manager_is_unavailable(make_control: MakeControl, tmp_path: Path) -> None:
+    empty = tmp_path / "run"
+    empty.mkdir(mode=0o700)
+    control = make_control(environ={"XDG_RUNTIME_DIR": str(empty)})
+    with pytest.raises(SystemdUnavailable):
+        await control.get(HEALTHY)
+    with pytest.raises(SystemdUnavailable):
+        await control.restart(HEALTHY)
+    health = await control.health()
+    assert not health.ok
+
+
+async def test_health_names_the_manager(control: ServiceControl) -> None:
+    health = await control.health()
+    assert health.ok
+    assert health.detail.startswith("systemd 2")
+
+
+def test_sudo_prefix_is_the_default_for_system_scope_when_not_root() -> None:
+    options = SystemctlOptions(scope=Scope.SYSTEM)
+    assert options.resolved_restart_via(euid=1000) is RestartVia.SUDO
+    assert options.resolved_restart_via(euid=0) is RestartVia.DIRECT
+    assert SystemctlOptions(scope=Scope.USER).resolved_restart_via(euid=1000) is RestartVia.DIRECT
+    assert SystemctlOptions(restart_via=RestartVia.POLKIT).resolved_restart_via(1000) is RestartVia.POLKIT
+
+
+class RecordingRunner(ProcessRunner):
+    """Records argv and runs the real command, so the sudo line can be checked without sudo."""
+
+    def __init__(self) -> None:
+        super().__init__({"PATH": "/usr/bin:/bin"})
+        self.argvs: list[list[str]] = []
+
+    async def run(self, argv: Any, *, timeout: float) -> Any:
+        self.argvs.append(list(argv))
+        return await super().run(["/bin/true"] if argv[0] == "/usr/bin/sudo" else argv, timeout=timeout)
+
+
+async def test_sudo_restart_runs_exactly_the_sudoers_command_line(make_control: MakeControl) -> None:
+    control = make_control()
+    runner = RecordingRunner()
+    options = SystemctlOptions(scope=Scope.USER, restart_via=RestartVia.SUDO)
+    wrapper = Systemctl(control.allowlist, runner, options)
+    with pytest.raises(SystemdUnavailable):  # the recorded `show` reaches no manager: no env given
+        await wrapper.restart(HEALTHY)
+    assert runner.argvs[0] == ["/usr/bin/sudo", "-n", "/usr/bin/systemctl", "--user", "restart", "nginx.service"]
