@@ -97,7 +97,9 @@ def server(sandbox: UserManagerSandbox) -> Iterator[RunningServer]:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.01)
-    yield RunningServer(f"http://127.0.0.1:{port}/graphql", f"ws://127.0.0.1:{port}/graphql", control, loops[0])
+    yield RunningServer(
+        f"http://127.0.0.1:{port}/graphql", f"ws://127.0.0.1:{port}/graphql", control, loops[0]
+    )
     uv.should_exit = True
     thread.join(20)
 

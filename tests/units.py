@@ -10,11 +10,11 @@ MISSING = "redis-server"  # allowlisted, never installed
 
 UNITS: dict[str, str] = {
     f"{HEALTHY}.service": (
-        "[Unit]\nDescription=Test web server\n"
+        "[Unit]\nDescription=Test web server\nStartLimitIntervalSec=0\n"
         "[Service]\nExecStart=/bin/sleep infinity\nExecReload=/bin/true\n"
     ),
     f"{CRASHY}.service": (
-        "[Unit]\nDescription=Test mail server\n"
+        "[Unit]\nDescription=Test mail server\nStartLimitIntervalSec=0\n"
         "[Service]\nExecStart=/bin/sleep infinity\nRestart=always\nRestartSec=200ms\n"
     ),
     f"{FAILING}.service": (

@@ -25,11 +25,12 @@ class Settings(BaseModel):
     scope: Literal["system", "user"] = "system"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    # TOML arrays arrive as lists: strict mode would refuse them as tuples.
     allowlist: tuple[str, ...] | None = Field(
-        default=None, description="Replaces the default allowlist when set."
+        default=None, strict=False, description="Replaces the default allowlist when set."
     )
     extra_services: tuple[str, ...] = Field(
-        default=(), description="Added to the allowlist (the default one, or `allowlist`)."
+        default=(), strict=False, description="Added to the allowlist (the default one, or `allowlist`)."
     )
     status_timeout: Seconds = 5.0
     restart_timeout: Seconds = 30.0

@@ -10,7 +10,7 @@ from unitgate.sandbox import UserManagerSandbox
 # brings it back, so the demo shows failures, restart counts and live events.
 DEMO_UNITS: dict[str, str] = {
     "nginx.service": (
-        "[Unit]\nDescription=nginx (unitgate demo)\n"
+        "[Unit]\nDescription=nginx (unitgate demo)\nStartLimitIntervalSec=0\n"
         "[Service]\nExecStart=/bin/sh -c 'while :; do echo \"GET / 200\"; sleep 10; done'\n"
         "ExecReload=/bin/kill -HUP $MAINPID\n"
     ),

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -22,11 +23,15 @@ SYSTEMD = "/usr/lib/systemd/systemd"
 TARGET = "unitgate-sandbox.target"
 
 # systemd refuses to run a user instance unless /run/systemd/system exists; the tmpfs keeps the
-# host's /run/systemd untouched and disappears with the namespace.
-_BOOT_SCRIPT = (
-    "mount -t tmpfs -o mode=755 tmpfs /run/systemd && mkdir -p /run/systemd/system && "
-    'exec "$0" --user --unit="$1" --log-target=console --log-level=info'
-)
+# host's /run/systemd untouched and disappears with the namespace. Before that, the shell moves
+# itself into the sandbox's own cgroups, so the manager's units never share a cgroup with the
+# host's or another sandbox's (two managers in one cgroup kill each other's "nginx.service").
+_BOOT_SCRIPT = """
+systemd=$1 target=$2; shift 2
+for procs in "$@"; do echo $$ > "$procs" || exit 1; done
+mount -t tmpfs -o mode=755 tmpfs /run/systemd && mkdir -p /run/systemd/system || exit 1
+exec "$systemd" --user --unit="$target" --log-target=console --log-level=info
+"""
 
 
 class SandboxError(RuntimeError):
@@ -50,6 +55,7 @@ class UserManagerSandbox:
         self.config_dir = self.root / "config"
         self.unit_dir = self.config_dir / "systemd" / "user"
         self.log_path = self.root / "manager.log"
+        self.cgroups: list[Path] = []
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -65,6 +71,7 @@ class UserManagerSandbox:
         if shutil.which("unshare") is None or not os.access(SYSTEMD, os.X_OK):
             raise SandboxError(f"the sandbox needs unshare(1) and {SYSTEMD}")
         self._write_units()
+        self.cgroups = _make_cgroups(f"unitgate-sandbox-{uuid.uuid4().hex[:12]}")
         notify_path = self.root / "notify"
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
             notify.bind(str(notify_path))
@@ -73,7 +80,11 @@ class UserManagerSandbox:
                 unshare += ["--user", "--map-root-user"]
             with self.log_path.open("ab") as log:
                 self._process = subprocess.Popen(
-                    [*unshare, "/bin/sh", "-c", _BOOT_SCRIPT, SYSTEMD, TARGET],
+                    [
+                        *unshare,
+                        *("/bin/sh", "-c", _BOOT_SCRIPT, "unitgate-sandbox", SYSTEMD, TARGET),
+                        *(str(cgroup / "cgroup.procs") for cgroup in self.cgroups),
+                    ],
                     env=self._manager_env(notify_path),
                     stdin=subprocess.DEVNULL,
                     stdout=log,
@@ -156,9 +167,11 @@ class UserManagerSandbox:
                 process.kill()
                 process.wait()
             # A manager that exits cleanly has stopped its units; anything left is killed.
-            for pid in family:
+            for pid in family | _cgroup_pids(self.cgroups):
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, signal.SIGKILL)
+        _remove_cgroups(self.cgroups)
+        self.cgroups = []
         if self._own_root:
             shutil.rmtree(self.root, ignore_errors=True)
 
@@ -173,6 +186,66 @@ class UserManagerSandbox:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def cgroup_mounts() -> list[Path]:
+    """Where the cgroup hierarchies are mounted: cgroup2 and every v1 one but cpuset.
+
+    systemd tracks processes in cgroup2 and v1 name=systemd, and on a hybrid host it reads
+    MemoryCurrent from the v1 memory controller. cpuset is left out: a new cpuset cgroup takes
+    no process until its cpus and mems are filled in, and nothing here needs it.
+    """
+    mounts: list[Path] = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split(" - ", 1)
+        if len(fields) != 2:
+            continue
+        fstype, _source, options = [*fields[1].split(), "", ""][:3]
+        if fstype == "cgroup2" or (fstype == "cgroup" and "cpuset" not in options.split(",")):
+            mounts.append(Path(fields[0].split()[4]))
+    return mounts
+
+
+def _make_cgroups(slice_name: str) -> list[Path]:
+    """A cgroup shaped like a real user manager's, `X.slice/user-UID.slice/user@UID.service`, in
+    every hierarchy systemd uses; none where we may not create cgroups (an unprivileged user)."""
+    uid = os.getuid()
+    made: list[Path] = []
+    for mount in cgroup_mounts():
+        cgroup = mount / f"{slice_name}.slice" / f"user-{uid}.slice" / f"user@{uid}.service"
+        try:
+            cgroup.mkdir(parents=True)
+        except OSError:
+            _remove_cgroups(made)
+            return []
+        made.append(cgroup)
+    return made
+
+
+def _cgroup_pids(cgroups: Iterable[Path]) -> set[int]:
+    pids: set[int] = set()
+    for cgroup in cgroups:
+        for procs in cgroup.rglob("cgroup.procs"):
+            with contextlib.suppress(OSError):
+                pids.update(int(pid) for pid in procs.read_text().split())
+    return pids
+
+
+def _remove_cgroups(cgroups: Iterable[Path]) -> None:
+    """Remove each sandbox cgroup tree, deepest first, up to and including its top slice."""
+    for cgroup in cgroups:
+        top = cgroup.parent.parent
+        deadline = time.monotonic() + 5
+        while top.exists():
+            # Killed processes leave their cgroup once reaped, which can take a moment.
+            for folder in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+            with contextlib.suppress(OSError):
+                top.rmdir()
+            if not top.exists() or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
 
 
 def process_tree() -> dict[int, list[int]]:

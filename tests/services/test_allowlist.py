@@ -73,9 +73,7 @@ def test_refusal_message_is_bounded() -> None:
     assert len(str(refused.value)) < 200
 
 
-@pytest.mark.parametrize(
-    "name", ["nginx", "php8.2-fpm", "getty@tty1", "my_app:web", "a" * 247, "x\\x2dy"]
-)
+@pytest.mark.parametrize("name", ["nginx", "php8.2-fpm", "getty@tty1", "my_app:web", "a" * 247, "x\\x2dy"])
 def test_valid_unit_names(name: str) -> None:
     assert unit_name_problem(name) is None
 

@@ -27,7 +27,8 @@ async def test_snapshot_then_event_after_restart(control: ServiceControl) -> Non
     events = control.status_events([HEALTHY])
     try:
         snapshot = await next_status(events)
-        assert snapshot.name == HEALTHY and snapshot.active
+        assert snapshot.name == HEALTHY
+        assert snapshot.active
         restarted = await control.restart(HEALTHY)
         change = await next_status(events)
         while change.main_pid != restarted.main_pid:  # a read may land mid-restart

@@ -32,7 +32,8 @@ def test_parses_real_systemd_252_output(sample: str, memory: int) -> None:
     assert nginx.name == "nginx"
     assert nginx.description == "Test web server"
     assert (nginx.load_state, nginx.active_state, nginx.sub_state) == ("loaded", "active", "running")
-    assert nginx.active and nginx.installed
+    assert nginx.active
+    assert nginx.installed
     assert nginx.main_pid == 2789
     assert nginx.memory_bytes == memory
     assert nginx.active_since == datetime(2026, 11, 26, 20, 44, 10, tzinfo=UTC)
@@ -47,7 +48,8 @@ def test_parses_real_systemd_252_output(sample: str, memory: int) -> None:
     assert php.active_since is None
     assert not php.can_reload
 
-    assert mariadb.installed and mariadb.active_state == "inactive"
+    assert mariadb.installed
+    assert mariadb.active_state == "inactive"
 
     assert redis.load_state == "not-found"
     assert not redis.installed

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,9 +11,10 @@ from typing import Any
 import pytest
 
 from tests.services.test_allowlist import HOSTILE_NAMES
-from tests.units import FAILING, HANGING, HEALTHY, MISSING
 from tests.services.test_runner import children
+from tests.units import FAILING, HANGING, HEALTHY, MISSING
 from unitgate.sandbox import UserManagerSandbox
+from unitgate.services.control import ServiceControl
 from unitgate.services.errors import (
     RestartFailed,
     ServiceNotAllowed,
@@ -22,7 +22,6 @@ from unitgate.services.errors import (
     SystemctlTimeout,
     SystemdUnavailable,
 )
-from unitgate.services.control import ServiceControl
 from unitgate.services.runner import ProcessRunner
 from unitgate.services.systemctl import RestartVia, Scope, Systemctl, SystemctlOptions
 
@@ -35,13 +34,23 @@ def spawned(control: ServiceControl) -> int:
 
 
 async def test_status_matches_systemctl_show(control: ServiceControl, sandbox: UserManagerSandbox) -> None:
-    props = ("MainPID", "ActiveState", "SubState", "LoadState", "Description", "NRestarts",
-             "UnitFileState", "MemoryCurrent", "ActiveEnterTimestamp")
+    props = (
+        "MainPID",
+        "ActiveState",
+        "SubState",
+        "LoadState",
+        "Description",
+        "NRestarts",
+        "UnitFileState",
+        "MemoryCurrent",
+        "ActiveEnterTimestamp",
+    )
     before = sandbox.show(f"{HEALTHY}.service", *props)
     status = await control.get(HEALTHY)
     after = sandbox.show(f"{HEALTHY}.service", *props)
-    unix = sandbox.systemctl("show", "--timestamp=unix", "--property=ActiveEnterTimestamp",
-                             f"{HEALTHY}.service").stdout.strip()
+    unix = sandbox.systemctl(
+        "show", "--timestamp=unix", "--property=ActiveEnterTimestamp", f"{HEALTHY}.service"
+    ).stdout.strip()
 
     assert status.name == HEALTHY
     assert status.main_pid == int(before["MainPID"]) == int(after["MainPID"])
@@ -55,9 +64,12 @@ async def test_status_matches_systemctl_show(control: ServiceControl, sandbox: U
     low, high = sorted((int(before["MemoryCurrent"]), int(after["MemoryCurrent"])))
     assert status.memory_bytes is not None
     assert low <= status.memory_bytes <= high
-    assert status.active_since == datetime.fromtimestamp(int(unix.removeprefix("ActiveEnterTimestamp=@")), UTC)
+    assert status.active_since == datetime.fromtimestamp(
+        int(unix.removeprefix("ActiveEnterTimestamp=@")), UTC
+    )
     uptime = status.uptime_seconds(datetime.now(UTC))
-    assert uptime is not None and uptime >= 0
+    assert uptime is not None
+    assert uptime >= 0
 
 
 async def test_failed_unit_status(control: ServiceControl, sandbox: UserManagerSandbox) -> None:
@@ -134,7 +146,8 @@ async def test_hostile_names_start_no_process(
     with pytest.raises(ServiceNotAllowed):
         await control.systemctl.show(["nginx", name])
     events = [event async for event in control.status_events(["nginx", name])]
-    assert len(events) == 1 and isinstance(events[0], ServiceNotAllowed)
+    assert len(events) == 1
+    assert isinstance(events[0], ServiceNotAllowed)
     assert started == []
     assert spawned(control) == 0
     assert not control.watcher.running
@@ -192,4 +205,11 @@ async def test_sudo_restart_runs_exactly_the_sudoers_command_line(make_control: 
     wrapper = Systemctl(control.allowlist, runner, options)
     with pytest.raises(SystemdUnavailable):  # the recorded `show` reaches no manager: no env given
         await wrapper.restart(HEALTHY)
-    assert runner.argvs[0] == ["/usr/bin/sudo", "-n", "/usr/bin/systemctl", "--user", "restart", "nginx.service"]
+    assert runner.argvs[0] == [
+        "/usr/bin/sudo",
+        "-n",
+        "/usr/bin/systemctl",
+        "--user",
+        "restart",
+        "nginx.service",
+    ]

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from unitgate.schema.root import schema
+
+SCHEMA_FILE = Path(__file__).parents[2] / "schema.graphql"
+
+
+def test_committed_schema_is_the_printed_schema() -> None:
+    assert SCHEMA_FILE.read_text() == schema.as_str() + "\n", (
+        "schema.graphql drifted: run `unitgate schema > schema.graphql` and review the diff"
+    )
+
+
+def test_unitgate_schema_prints_it() -> None:
+    printed = subprocess.run(
+        [sys.executable, "-m", "unitgate", "schema"], capture_output=True, text=True, check=True
+    ).stdout
+    assert printed == SCHEMA_FILE.read_text()
+
+
+def test_public_contract() -> None:
+    """The root fields and type names clients depend on."""
+    sdl = schema.as_str()
+    for line in [
+        "services: ServicesResult!",
+        "service(name: String!): ServiceResult!",
+        "restartService(name: String!): RestartServiceResult!",
+        "serviceStatusChanged(names: [String!] = null): ServiceStatusEvent!",
+        "interface Error {",
+        "type ServiceList {",
+        "type RestartSucceeded {",
+        "memoryBytes: ByteCount",
+    ]:
+        assert line in sdl
+    for error in [
+        "ServiceNotAllowed",
+        "ServiceNotFound",
+        "SystemctlTimeout",
+        "RestartFailed",
+        "SystemdUnavailable",
+    ]:
+        assert f"type {error} implements Error {{" in sdl

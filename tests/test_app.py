@@ -1,0 +1,189 @@
+"""The HTTP API end to end: a real uvicorn server (or the ASGI app) on a real systemd."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import RunningServer, sandbox_settings
+from tests.services.test_allowlist import HOSTILE_NAMES
+from tests.units import FAILING, HANGING, HEALTHY, MISSING
+from unitgate.app import create_app
+from unitgate.sandbox import UserManagerSandbox
+from unitgate.services.control import ServiceControl
+
+STATUS_FIELDS = (
+    "name active activeState subState loadState description mainPid memoryBytes "
+    "uptimeSeconds activeSince restartCount unitFileState"
+)
+SERVICE = f"""query($name: String!) {{ service(name: $name) {{
+  __typename
+  ... on ServiceStatus {{ {STATUS_FIELDS} }}
+  ... on Error {{ message }}
+  ... on ServiceNotAllowed {{ name }}
+  ... on ServiceNotFound {{ name }}
+  ... on SystemctlTimeout {{ command timeoutSeconds }}
+}} }}"""
+RESTART = """mutation($name: String!) { restartService(name: $name) {
+  __typename
+  ... on RestartSucceeded { service { name mainPid activeState } }
+  ... on Error { message }
+  ... on RestartFailed { name exitCode }
+  ... on SystemctlTimeout { command timeoutSeconds }
+} }"""
+
+
+async def post(url: str, query: str, variables: dict[str, Any] | None = None, **kw: Any) -> Any:
+    async with httpx.AsyncClient(timeout=30) as client:
+        response = await client.post(url, json={"query": query, "variables": variables or {}}, **kw)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def post_app(app: Any, query: str, variables: dict[str, Any] | None = None) -> Any:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://unitgate", timeout=30) as client:
+        response = await client.post("/graphql", json={"query": query, "variables": variables or {}})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def test_services_lists_installed_with_every_field(server: RunningServer) -> None:
+    body = await post(
+        server.url, f"{{ services {{ __typename ... on ServiceList {{ services {{ {STATUS_FIELDS} }} }} }} }}"
+    )
+    assert "errors" not in body
+    result = body["data"]["services"]
+    assert result["__typename"] == "ServiceList"
+    by_name = {service["name"]: service for service in result["services"]}
+    assert MISSING not in by_name
+    nginx = by_name[HEALTHY]
+    assert nginx["active"] is True
+    assert nginx["activeState"] == "active"
+    assert isinstance(nginx["mainPid"], int)
+    assert isinstance(nginx["memoryBytes"], int)
+    assert nginx["memoryBytes"] > 0
+    assert nginx["activeSince"].endswith("+00:00")
+    assert isinstance(nginx["uptimeSeconds"], int)
+    assert nginx["restartCount"] == 0
+    assert nginx["unitFileState"] == "static"
+    assert by_name[FAILING]["activeState"] == "failed"
+    assert by_name[FAILING]["mainPid"] is None
+
+
+async def test_service_not_found(server: RunningServer) -> None:
+    body = await post(server.url, SERVICE, {"name": MISSING})
+    assert body["data"]["service"] == {
+        "__typename": "ServiceNotFound",
+        "message": "service 'redis-server' is not installed",
+        "name": MISSING,
+    }
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+async def test_hostile_names_are_refused_and_start_nothing(server: RunningServer, name: str) -> None:
+    runner = server.control.systemctl._runner
+    before = runner.spawned
+    for query, field in ((SERVICE, "service"), (RESTART, "restartService")):
+        body = await post(server.url, query, {"name": name})
+        result = body["data"][field]
+        assert result["__typename"] == "ServiceNotAllowed"
+        assert len(result["message"]) < 200
+    assert runner.spawned == before
+
+
+async def test_hostile_name_inline_in_the_document(server: RunningServer) -> None:
+    body = await post(server.url, 'query { service(name: "nginx\\u0000; reboot") { __typename } }')
+    assert body["data"]["service"]["__typename"] == "ServiceNotAllowed"
+
+
+async def test_restart_changes_main_pid(server: RunningServer) -> None:
+    before = (await post(server.url, SERVICE, {"name": HEALTHY}))["data"]["service"]
+    after = (await post(server.url, RESTART, {"name": HEALTHY}))["data"]["restartService"]
+    assert after["__typename"] == "RestartSucceeded", after
+    assert after["service"]["activeState"] == "active"
+    assert after["service"]["mainPid"] != before["mainPid"]
+
+
+async def test_restart_failed(server: RunningServer) -> None:
+    result = (await post(server.url, RESTART, {"name": FAILING}))["data"]["restartService"]
+    assert result["__typename"] == "RestartFailed"
+    assert result["exitCode"] == 1
+    assert result["name"] == FAILING
+    assert "php8.2-fpm.service failed" in result["message"]
+
+
+async def test_restart_of_missing_service(server: RunningServer) -> None:
+    result = (await post(server.url, RESTART, {"name": MISSING}))["data"]["restartService"]
+    assert result["__typename"] == "ServiceNotFound"
+
+
+async def test_systemctl_timeout(
+    sandbox: UserManagerSandbox, make_control: Callable[..., ServiceControl]
+) -> None:
+    control = make_control(restart_timeout=0.5)
+    try:
+        body = await post_app(create_app(sandbox_settings(), control), RESTART, {"name": HANGING})
+    finally:
+        sandbox.systemctl("stop", f"{HANGING}.service")
+    assert body["data"]["restartService"] == {
+        "__typename": "SystemctlTimeout",
+        "message": "systemctl restart did not answer within 0.5 s",
+        "command": "restart",
+        "timeoutSeconds": 0.5,
+    }
+
+
+async def test_systemd_unavailable(make_control: Callable[..., ServiceControl], tmp_path: Path) -> None:
+    (tmp_path / "run").mkdir(mode=0o700)
+    control = make_control(environ={"XDG_RUNTIME_DIR": str(tmp_path / "run")})
+    app = create_app(sandbox_settings(), control)
+    body = await post_app(app, "{ services { __typename ... on Error { message } } }")
+    assert body["data"]["services"]["__typename"] == "SystemdUnavailable"
+    body = await post_app(app, SERVICE, {"name": HEALTHY})
+    assert body["data"]["service"]["__typename"] == "SystemdUnavailable"
+    body = await post_app(app, RESTART, {"name": HEALTHY})
+    assert body["data"]["restartService"]["__typename"] == "SystemdUnavailable"
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://unitgate") as client:
+        health = await client.get("/healthz")
+    assert health.status_code == 503
+    assert health.json()["status"] == "unavailable"
+
+
+async def test_healthz(server: RunningServer) -> None:
+    async with httpx.AsyncClient() as client:
+        response = await client.get(server.url.replace("/graphql", "/healthz"))
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "detail": response.json()["detail"]}
+    assert response.json()["detail"].startswith("systemd ")
+
+
+async def test_get_query_and_graphiql(server: RunningServer) -> None:
+    pid = (await post(server.url, SERVICE, {"name": HEALTHY}))["data"]["service"]["mainPid"]
+    async with httpx.AsyncClient() as client:
+        query = await client.get(server.url, params={"query": "{ services { __typename } }"})
+        page = await client.get(server.url, headers={"Accept": "text/html"})
+        mutation = await client.get(server.url, params={"query": RESTART, "variables": '{"name": "nginx"}'})
+    assert query.json() == {"data": {"services": {"__typename": "ServiceList"}}}
+    assert page.status_code == 200
+    assert "graphiql" in page.text.lower()
+    # A GET never changes anything: refused, and nginx still runs the same process.
+    assert mutation.status_code in (400, 405)
+    assert (await post(server.url, SERVICE, {"name": HEALTHY}))["data"]["service"]["mainPid"] == pid
+
+
+async def test_malformed_requests_are_client_errors(server: RunningServer) -> None:
+    async with httpx.AsyncClient() as client:
+        not_json = await client.post(server.url, content=b"{", headers={"content-type": "application/json"})
+        no_query = await client.post(server.url, json={"variables": {}})
+        bad_vars = await client.post(server.url, json={"query": SERVICE, "variables": {"name": 5}})
+    assert not_json.status_code == 400
+    assert no_query.status_code == 400
+    assert bad_vars.status_code == 200
+    assert "errors" in bad_vars.json()
+    assert "Traceback" not in bad_vars.text

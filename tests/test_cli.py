@@ -1,0 +1,93 @@
+"""The command line, run as a user would run it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port
+from tests.services.test_runner import running
+from unitgate.sandbox import descendants
+
+UNITGATE = [sys.executable, "-m", "unitgate"]
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*UNITGATE, *args], capture_output=True, text=True, timeout=60)
+
+
+def test_help_lists_the_commands() -> None:
+    result = run("--help")
+    assert result.returncode == 0
+    for command in ("serve", "demo", "schema"):
+        assert command in result.stdout
+    serve = run("serve", "--help")
+    assert "--config" in serve.stdout
+    assert "--scope" in serve.stdout
+
+
+def test_unknown_command_is_a_usage_error() -> None:
+    result = run("frobnicate")
+    assert result.returncode == 2
+    assert "invalid choice" in result.stderr
+
+
+def test_bad_config_stops_startup_with_the_key(tmp_config: Callable[[str], Path]) -> None:
+    result = run("serve", "--config", str(tmp_config('port = "eighty"\nbogus = 1\n')))
+    assert result.returncode == 2
+    assert "port: Input should be a valid integer" in result.stderr
+    assert "bogus: unknown key" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_flag_value_stops_startup() -> None:
+    result = run("serve", "--port", "0")
+    assert result.returncode == 2
+    assert "port: Input should be greater than or equal to 1" in result.stderr
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+def test_demo_serves_and_leaves_nothing_behind(stop_signal: signal.Signals) -> None:
+    port = free_port()
+    demo = subprocess.Popen(
+        [*UNITGATE, "demo", "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        assert demo.stdout is not None
+        banner = ""
+        for line in demo.stdout:
+            banner += line
+            if "Uvicorn running" in line:
+                break
+        assert f"http://127.0.0.1:{port}/graphql" in banner
+        sandbox_dir = re.search(r"XDG_RUNTIME_DIR=(\S+)/run", banner)
+        assert sandbox_dir is not None
+        family = descendants(demo.pid)
+        assert len(family) >= 4  # the manager and its services
+
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/graphql",
+            data=json.dumps(
+                {"query": "{ services { ... on ServiceList { services { name active } } } }"}
+            ).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (loopback)
+            services = json.load(response)["data"]["services"]["services"]
+        assert {"nginx", "php8.2-fpm", "mariadb", "redis-server"} <= {s["name"] for s in services}
+    finally:
+        os.kill(demo.pid, stop_signal)
+        demo.wait(timeout=30)
+    assert demo.returncode == 0
+    assert not [pid for pid in family if running(pid)]
+    assert not Path(sandbox_dir.group(1)).exists()

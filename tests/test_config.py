@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from unitgate.config import ConfigError, Settings, load_settings
+from unitgate.services.allowlist import DEFAULT_ALLOWLIST
+from unitgate.services.systemctl import RestartVia, Scope
+
+
+def test_defaults() -> None:
+    settings = load_settings(None)
+    assert settings == Settings()
+    assert settings.build_allowlist().names == DEFAULT_ALLOWLIST
+    options = settings.systemctl_options()
+    assert options.scope is Scope.SYSTEM
+    assert (options.status_timeout, options.restart_timeout) == (5.0, 30.0)
+    assert options.restart_via is RestartVia.AUTO
+
+
+def test_file_then_command_line(tmp_config: Callable[[str], Path]) -> None:
+    path = tmp_config('scope = "user"\nport = 9000\nhost = "127.0.0.2"\nstatus_timeout = 2\n')
+    settings = load_settings(path, {"port": 9100, "host": None})
+    assert (settings.scope, settings.port, settings.host) == ("user", 9100, "127.0.0.2")
+    assert settings.status_timeout == 2.0
+
+
+def test_allowlist_replace_and_extend(tmp_config: Callable[[str], Path]) -> None:
+    replaced = load_settings(tmp_config('allowlist = ["nginx", "caddy"]\n'))
+    assert replaced.build_allowlist().names == {"nginx", "caddy"}
+    extended = load_settings(tmp_config('extra_services = ["caddy", "php-fpm@www"]\n'))
+    assert extended.build_allowlist().names == DEFAULT_ALLOWLIST | {"caddy", "php-fpm@www"}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("prot = 80\n", "prot: unknown key"),
+        ('port = "80"\n', "port: Input should be a valid integer"),
+        ("port = 70000\n", "port: Input should be less than or equal to 65535"),
+        ('scope = "global"\n', "scope: Input should be 'system' or 'user'"),
+        ("restart_timeout = -1\n", "restart_timeout: Input should be greater than 0"),
+        ('allowlist = "nginx"\n', "allowlist: Input should be a valid tuple"),
+        ('extra_services = ["nginx;reboot"]\n', "extra_services: Value error, service name 'nginx;reboot'"),
+        ('allowlist = ["../etc/passwd"]\n', "allowlist: Value error, service name '../etc/passwd'"),
+        ('extra_services = ["nginx.service"]\n', "'.service' suffix"),
+        ("allowlist = [1]\n", "allowlist.0: Input should be a valid string"),
+        ("poll_interval = true\n", "poll_interval: Input should be a valid number"),
+        ("port = \n", "not valid TOML"),
+    ],
+)
+def test_bad_config_names_the_key(tmp_config: Callable[[str], Path], text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_settings(tmp_config(text))
+    assert message in str(error.value)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"cannot read config file .*nope\.toml"):
+        load_settings(tmp_path / "nope.toml")
