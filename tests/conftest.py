@@ -16,9 +16,17 @@ import uvicorn
 
 from tests.units import STARTED, UNITS
 from unitgate.app import build_control, create_app
+from unitgate.auth import new_token, token_sha256
 from unitgate.config import Settings
 from unitgate.sandbox import UserManagerSandbox
+from unitgate.services.access import Actor, Role
 from unitgate.services.control import ServiceControl
+
+# Fresh for every session: nothing in the repository or its logs can hold a valid token.
+OPERATOR_TOKEN = new_token()
+VIEWER_TOKEN = new_token()
+OPERATOR = Actor(name="test-operator", role=Role.OPERATOR, address="127.0.0.1")
+VIEWER = Actor(name="test-viewer", role=Role.VIEWER, address="127.0.0.1")
 
 
 @pytest.fixture(scope="session")
@@ -28,7 +36,17 @@ def sandbox() -> Iterator[UserManagerSandbox]:
 
 
 def sandbox_settings(**overrides: Any) -> Settings:
-    values: dict[str, Any] = {"scope": "user", "poll_interval": 0.2, "restart_timeout": 15.0}
+    values: dict[str, Any] = {
+        "scope": "user",
+        "poll_interval": 0.2,
+        "restart_timeout": 15.0,
+        # The suite restarts the same units many times; the limit itself is tested on its own.
+        "restart_limit": 1000,
+        "tokens": [
+            {"name": "test-operator", "role": "operator", "sha256": token_sha256(OPERATOR_TOKEN)},
+            {"name": "test-viewer", "role": "viewer", "sha256": token_sha256(VIEWER_TOKEN)},
+        ],
+    }
     values.update(overrides)
     return Settings.model_validate(values)
 

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import RunningServer, sandbox_settings
+from tests.conftest import OPERATOR_TOKEN, RunningServer, sandbox_settings
 from tests.services.test_allowlist import HOSTILE_NAMES
 from tests.units import FAILING, HANGING, HEALTHY, MISSING
 from unitgate.app import create_app
@@ -37,9 +37,17 @@ RESTART = """mutation($name: String!) { restartService(name: $name) {
 } }"""
 
 
-async def post(url: str, query: str, variables: dict[str, Any] | None = None, **kw: Any) -> Any:
+def bearer(token: str = OPERATOR_TOKEN) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def post(
+    url: str, query: str, variables: dict[str, Any] | None = None, token: str = OPERATOR_TOKEN
+) -> Any:
     async with httpx.AsyncClient(timeout=30) as client:
-        response = await client.post(url, json={"query": query, "variables": variables or {}}, **kw)
+        response = await client.post(
+            url, json={"query": query, "variables": variables or {}}, headers=bearer(token)
+        )
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -47,7 +55,9 @@ async def post(url: str, query: str, variables: dict[str, Any] | None = None, **
 async def post_app(app: Any, query: str, variables: dict[str, Any] | None = None) -> Any:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://unitgate", timeout=30) as client:
-        response = await client.post("/graphql", json={"query": query, "variables": variables or {}})
+        response = await client.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=bearer()
+        )
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -165,7 +175,7 @@ async def test_healthz(server: RunningServer) -> None:
 
 async def test_get_query_and_graphiql(server: RunningServer) -> None:
     pid = (await post(server.url, SERVICE, {"name": HEALTHY}))["data"]["service"]["mainPid"]
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(headers=bearer()) as client:
         query = await client.get(server.url, params={"query": "{ services { __typename } }"})
         page = await client.get(server.url, headers={"Accept": "text/html"})
         mutation = await client.get(server.url, params={"query": RESTART, "variables": '{"name": "nginx"}'})
@@ -178,7 +188,7 @@ async def test_get_query_and_graphiql(server: RunningServer) -> None:
 
 
 async def test_malformed_requests_are_client_errors(server: RunningServer) -> None:
-    async with httpx.AsyncClient() as client:
+    async with httpx.AsyncClient(headers=bearer()) as client:
         not_json = await client.post(server.url, content=b"{", headers={"content-type": "application/json"})
         no_query = await client.post(server.url, json={"variables": {}})
         bad_vars = await client.post(server.url, json={"query": SERVICE, "variables": {"name": 5}})

@@ -12,13 +12,14 @@ import websockets
 from gql import Client, GraphQLRequest
 from gql.transport.websockets import WebsocketsTransport
 
-from tests.conftest import RunningServer, wait_until
+from tests.conftest import OPERATOR_TOKEN, RunningServer, wait_until
 from tests.test_app import RESTART, post
 from tests.units import CRASHY, HEALTHY, MISSING
 from unitgate.sandbox import UserManagerSandbox
 
 pytestmark = pytest.mark.timeout(60)
 
+AUTH = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
 PROTOCOLS = [WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL, WebsocketsTransport.APOLLO_SUBPROTOCOL]
 SUBSCRIPTION = """subscription($names: [String!]) { serviceStatusChanged(names: $names) {
   __typename
@@ -40,7 +41,7 @@ async def next_event(stream: AsyncGenerator[dict[str, Any], None]) -> dict[str, 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 async def test_snapshot_then_restart_event(server: RunningServer, protocol: str) -> None:
-    transport = WebsocketsTransport(url=server.ws_url, subprotocols=[protocol])
+    transport = WebsocketsTransport(url=server.ws_url, subprotocols=[protocol], init_payload=AUTH)
     async with Client(transport=transport) as session:
         stream = events(session, [HEALTHY])
         snapshot = await next_event(stream)
@@ -60,7 +61,7 @@ async def test_snapshot_then_restart_event(server: RunningServer, protocol: str)
 async def test_event_after_main_process_is_killed(
     server: RunningServer, sandbox: UserManagerSandbox, protocol: str
 ) -> None:
-    transport = WebsocketsTransport(url=server.ws_url, subprotocols=[protocol])
+    transport = WebsocketsTransport(url=server.ws_url, subprotocols=[protocol], init_payload=AUTH)
     async with Client(transport=transport) as session:
         stream = events(session, [CRASHY])
         snapshot = await next_event(stream)
@@ -78,7 +79,7 @@ async def test_event_after_main_process_is_killed(
 async def test_bad_name_gets_a_typed_error_and_the_stream_ends(
     server: RunningServer, protocol: str, name: str, typename: str
 ) -> None:
-    transport = WebsocketsTransport(url=server.ws_url, subprotocols=[protocol])
+    transport = WebsocketsTransport(url=server.ws_url, subprotocols=[protocol], init_payload=AUTH)
     async with Client(transport=transport) as session:
         received = [event async for event in events(session, [HEALTHY, name])]
     assert [event["__typename"] for event in received] == [typename]
@@ -93,7 +94,7 @@ async def test_vanishing_subscriber_leaves_no_task(server: RunningServer, protoc
     wait_until(lambda: not server.control.watcher.running)
     baseline = server.call(count_tasks())
     async with websockets.connect(server.ws_url, subprotocols=[protocol]) as ws:  # type: ignore[list-item]
-        await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+        await ws.send(json.dumps({"type": "connection_init", "payload": AUTH}))
         assert json.loads(await ws.recv())["type"] == "connection_ack"
         start = "subscribe" if protocol == "graphql-transport-ws" else "start"
         await ws.send(json.dumps({"id": "1", "type": start, "payload": {"query": SUBSCRIPTION}}))

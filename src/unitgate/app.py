@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Mapping
-from datetime import timedelta
+from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse
 from starlette.routing import Route, WebSocketRoute
-from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
 
+from unitgate.auth import Authenticator
 from unitgate.config import Settings
-from unitgate.resolvers import Context
-from unitgate.schema.root import schema
+from unitgate.graphql_view import AuthGate, UnitgateGraphQL
+from unitgate.schema.limits import DocumentLimits
+from unitgate.schema.root import build_schema
+from unitgate.services.audit import AuditLog
 from unitgate.services.control import ServiceControl
 from unitgate.services.runner import ProcessRunner
 from unitgate.services.systemctl import Scope, Systemctl, systemctl_environment
@@ -25,27 +28,34 @@ def build_control(settings: Settings, environ: Mapping[str, str] | None = None) 
     """Wire the services layer from settings; `environ` is where the user manager is found."""
     options = settings.systemctl_options()
     runner = ProcessRunner(systemctl_environment(Scope(settings.scope), environ))
-    return ServiceControl(Systemctl(settings.build_allowlist(), runner, options), settings.poll_interval)
-
-
-class UnitgateGraphQL(GraphQL[Context, None]):
-    def __init__(self, control: ServiceControl) -> None:
-        super().__init__(
-            schema,
-            graphql_ide="graphiql",
-            keep_alive=True,
-            keep_alive_interval=15,
-            connection_init_wait_timeout=timedelta(seconds=10),
-        )
-        self.control = control
-
-    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
-        return Context(control=self.control)
+    return ServiceControl(
+        Systemctl(settings.build_allowlist(), runner, options),
+        poll_interval=settings.poll_interval,
+        restart_limit=settings.restart_rate_limit(),
+        audit=AuditLog(Path(settings.audit_file) if settings.audit_file else None),
+    )
 
 
 def create_app(settings: Settings, control: ServiceControl | None = None) -> Starlette:
     control = control if control is not None else build_control(settings)
-    graphql = UnitgateGraphQL(control)
+    # No tokens means no authentication: only the CLI's loopback-checked --insecure-no-auth gets here.
+    authenticator = Authenticator(settings.tokens) if not settings.insecure_no_auth else None
+    schema = build_schema(
+        DocumentLimits(
+            max_depth=settings.max_query_depth,
+            max_aliases=settings.max_aliases,
+            max_tokens=settings.max_tokens,
+        )
+    )
+    graphql = UnitgateGraphQL(
+        schema,
+        control,
+        authenticator,
+        allowed_origins=settings.allowed_origins,
+        max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
+        max_websocket_connections=settings.max_websocket_connections,
+        connection_init_timeout=settings.connection_init_timeout,
+    )
 
     async def healthz(request: Request) -> JSONResponse:
         health = await control.health()
@@ -62,14 +72,27 @@ def create_app(settings: Settings, control: ServiceControl | None = None) -> Sta
         finally:
             await control.aclose()
 
+    middleware = []
+    if settings.allowed_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(settings.allowed_origins),
+                allow_methods=["GET", "POST"],
+                allow_headers=["Authorization", "Content-Type", "Accept"],
+                max_age=600,
+            )
+        )
     app = Starlette(
         routes=[
-            Route("/graphql", graphql),
+            Route("/graphql", AuthGate(graphql, authenticator)),
             WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/", root, methods=["GET"]),
         ],
+        middleware=middleware,
         lifespan=lifespan,
     )
     app.state.control = control
+    app.state.graphql = graphql
     return app

@@ -1,15 +1,20 @@
-"""The `unitgate` command line: serve, demo and schema."""
+"""The `unitgate` command line: serve, demo, schema, token, sudoers and polkit-rule."""
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
 from unitgate import __version__
+
+
+class UsageError(Exception):
+    """A refusal the user can fix; printed without a traceback, exit status 2."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -21,11 +26,17 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="serve the API", description="Serve the GraphQL API.")
-    serve.add_argument("--config", type=Path, metavar="FILE", help="TOML configuration file")
+    _config_option(serve)
     serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to bind (default 8000)")
     serve.add_argument(
         "--scope", choices=["system", "user"], help="systemd manager to talk to (default system)"
+    )
+    serve.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        default=None,
+        help="serve without tokens, everyone an operator; refused unless the host is a loopback address",
     )
 
     demo = commands.add_parser(
@@ -39,46 +50,104 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
 
     commands.add_parser("schema", help="print the GraphQL schema (SDL)")
+
+    token = commands.add_parser("token", help="manage API tokens")
+    token_commands = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    new = token_commands.add_parser(
+        "new",
+        help="make a new token",
+        description=(
+            "Print a new random token alone on the first line, then the [[tokens]] entry to paste "
+            "into the config file. The config keeps only the token's SHA-256."
+        ),
+    )
+    new.add_argument("--name", required=True, help="a name for the token, shown in the audit log")
+    new.add_argument("--role", required=True, choices=["viewer", "operator"], help="what it may do")
+
+    for name, what in (("sudoers", "a sudoers drop-in"), ("polkit-rule", "a polkit rule")):
+        generator = commands.add_parser(
+            name,
+            help=f"print {what} allowing exactly the allowlisted restarts",
+            description=f"Print {what} that lets USER restart the allowlisted units and nothing else.",
+        )
+        _config_option(generator)
+        generator.add_argument(
+            "--user", default="unitgate", help="the user unitgate runs as (default unitgate)"
+        )
     return parser
+
+
+def _config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, metavar="FILE", help="TOML configuration file")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "schema":
-        from unitgate.schema.root import schema
+    from unitgate.config import ConfigError
 
-        print(schema.as_str())
-        return 0
-    if args.command == "serve":
-        return _serve(args)
-    return _demo(args)
+    try:
+        return _COMMANDS[args.command](args)
+    except (ConfigError, UsageError, ValueError) as error:
+        print(f"unitgate: {error}", file=sys.stderr)
+        return 2
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from unitgate.schema.root import schema
+
+    print(schema.as_str())
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from unitgate.config import ConfigError, load_settings
-
-    try:
-        settings = load_settings(args.config, {"host": args.host, "port": args.port, "scope": args.scope})
-    except ConfigError as error:
-        print(f"unitgate: {error}", file=sys.stderr)
-        return 2
     from unitgate.app import create_app
+    from unitgate.config import load_settings
 
+    settings = load_settings(
+        args.config,
+        {
+            "host": args.host,
+            "port": args.port,
+            "scope": args.scope,
+            "insecure_no_auth": args.insecure_no_auth,
+        },
+    )
+    if settings.insecure_no_auth:
+        if not is_loopback(settings.host):
+            raise UsageError(
+                f"--insecure-no-auth is refused on {settings.host}: "
+                "only a loopback address may go without tokens"
+            )
+        print(
+            "unitgate: WARNING: serving without authentication; every client is an operator", file=sys.stderr
+        )
+    elif not settings.tokens:
+        raise UsageError(
+            "no tokens configured: add one made by `unitgate token new --name NAME --role operator` "
+            "to the config file, or pass --insecure-no-auth on a loopback address"
+        )
     _run_server(create_app(settings), settings.host, settings.port)
     return 0
 
 
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def _demo(args: argparse.Namespace) -> int:
     from unitgate.app import build_control, create_app
-    from unitgate.config import ConfigError, load_settings
+    from unitgate.config import load_settings
     from unitgate.demo import demo_sandbox
     from unitgate.sandbox import SandboxError
 
-    try:
-        settings = load_settings(None, {"scope": "user", "port": args.port, "poll_interval": 1.0})
-    except ConfigError as error:
-        print(f"unitgate: {error}", file=sys.stderr)
-        return 2
+    settings = load_settings(
+        None, {"scope": "user", "port": args.port, "poll_interval": 1.0, "insecure_no_auth": True}
+    )
     # SIGTERM must unwind like Ctrl-C so the sandbox's teardown always runs.
     signal.signal(signal.SIGTERM, _raise_interrupt)
     sandbox = demo_sandbox()
@@ -93,7 +162,7 @@ def _demo(args: argparse.Namespace) -> int:
         print(
             f"unitgate demo: a private systemd user manager runs {', '.join(sandbox.units)}.\n"
             f"  GraphiQL:  {url}\n"
-            f"  No authentication: the demo listens on 127.0.0.1 only.\n"
+            f"  NO AUTHENTICATION: the demo listens on 127.0.0.1 only, and every client is an operator.\n"
             f"  Drive the sandbox yourself: XDG_RUNTIME_DIR={sandbox.runtime_dir} systemctl --user status\n"
             f"  Ctrl-C stops unitgate and the sandbox.",
             flush=True,
@@ -106,10 +175,56 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _token(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from unitgate.auth import config_snippet, new_token, token_sha256
+    from unitgate.config import TokenConfig
+    from unitgate.services.access import Role
+
+    token = new_token()
+    try:
+        TokenConfig(name=args.name, role=args.role, sha256=token_sha256(token))
+    except ValidationError:
+        raise UsageError(
+            f"token name {args.name!r} must be 1-64 letters, digits or '_.@-', "
+            "starting with a letter or digit"
+        ) from None
+    print(token)
+    print()
+    print("# Add this to unitgate's config file; keep the token above secret, it is not stored anywhere:")
+    print(config_snippet(args.name, Role(args.role), token), end="")
+    return 0
+
+
+def _privilege(args: argparse.Namespace) -> int:
+    from unitgate.config import load_settings
+    from unitgate.privilege import render_polkit_rule, render_sudoers
+
+    settings = load_settings(args.config)
+    allowlist = settings.build_allowlist()
+    if args.command == "sudoers":
+        print(render_sudoers(allowlist, args.user, settings.systemctl_path), end="")
+    else:
+        print(render_polkit_rule(allowlist, args.user), end="")
+    return 0
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "serve": _serve,
+    "demo": _demo,
+    "schema": _schema,
+    "token": _token,
+    "sudoers": _privilege,
+    "polkit-rule": _privilege,
+}
+
+
 def _run_server(app: object, host: str, port: int) -> None:
     import uvicorn
 
-    uvicorn.run(app, host=host, port=port, log_level="info", ws="websockets-sansio")  # type: ignore[arg-type]
+    # No access log: a client that puts its token in a URL would see it written there.
+    uvicorn.run(app, host=host, port=port, log_level="info", ws="websockets-sansio", access_log=False)  # type: ignore[arg-type]
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:

@@ -10,9 +10,21 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from unitgate.services.allowlist import DEFAULT_ALLOWLIST, Allowlist, unit_name_problem
+from unitgate.services.guard import RateLimit
 from unitgate.services.systemctl import RestartVia, Scope, SystemctlOptions
 
 Seconds = Annotated[float, Field(gt=0, le=86_400)]
+Limit = Annotated[int, Field(ge=1, le=1_000_000)]
+
+
+class TokenConfig(BaseModel):
+    """One API token as the config keeps it: a name, a role and the SHA-256 of the token."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
+    role: Literal["viewer", "operator"]
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
 class ConfigError(Exception):
@@ -39,6 +51,31 @@ class Settings(BaseModel):
     systemctl_path: str = "/usr/bin/systemctl"
     sudo_path: str = "/usr/bin/sudo"
 
+    tokens: tuple[TokenConfig, ...] = Field(default=(), strict=False)
+    insecure_no_auth: bool = False
+    allowed_origins: tuple[str, ...] = Field(default=(), strict=False)
+    audit_file: str | None = None
+
+    restart_limit: Limit = Field(default=3, description="restarts of one service per restart_window")
+    restart_window: Seconds = 60.0
+    max_query_depth: Limit = 10
+    max_aliases: Limit = 30
+    max_tokens: Limit = 2000
+    max_subscriptions_per_connection: Limit = 20
+    max_websocket_connections: Limit = 2000
+    connection_init_timeout: Seconds = 10.0
+
+    @field_validator("tokens")
+    @classmethod
+    def _unique_token_names(cls, tokens: tuple[TokenConfig, ...]) -> tuple[TokenConfig, ...]:
+        names = [token.name for token in tokens]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"token names must be unique: {', '.join(duplicates)}")
+        if len({token.sha256 for token in tokens}) != len(tokens):
+            raise ValueError("two tokens have the same sha256")
+        return tokens
+
     @field_validator("allowlist", "extra_services")
     @classmethod
     def _unit_names(cls, names: tuple[str, ...] | None) -> tuple[str, ...] | None:
@@ -51,6 +88,9 @@ class Settings(BaseModel):
     def build_allowlist(self) -> Allowlist:
         base = DEFAULT_ALLOWLIST if self.allowlist is None else frozenset(self.allowlist)
         return Allowlist(base | frozenset(self.extra_services))
+
+    def restart_rate_limit(self) -> RateLimit:
+        return RateLimit(count=self.restart_limit, window_seconds=self.restart_window)
 
     def systemctl_options(self) -> SystemctlOptions:
         return SystemctlOptions(

@@ -10,12 +10,23 @@ import strawberry
 
 from unitgate.schema import types
 from unitgate.services import errors
+from unitgate.services.access import Actor
 from unitgate.services.control import ServiceControl
 
 
 @dataclass
 class Context:
     control: ServiceControl
+    # Set before any resolver runs: by the HTTP auth gate, or on a websocket's connection_init.
+    actor: Actor | None = None
+    address: str | None = None
+    connection_params: object = None
+
+    def require_actor(self) -> Actor:
+        if self.actor is None:
+            # The transports authenticate before executing anything; reaching here is a bug.
+            raise PermissionError("operation without an authenticated caller")
+        return self.actor
 
 
 Info: TypeAlias = strawberry.Info[Context, None]
@@ -26,6 +37,9 @@ ErrorType: TypeAlias = (
     | types.SystemctlTimeout
     | types.RestartFailed
     | types.SystemdUnavailable
+    | types.Forbidden
+    | types.RestartInProgress
+    | types.RateLimited
 )
 
 
@@ -45,10 +59,19 @@ def error_result(error: errors.UnitgateError) -> ErrorType:
             return types.RestartFailed(message=message, name=error.name, exit_code=error.exit_code)
         case errors.SystemdUnavailable():
             return types.SystemdUnavailable(message=message)
+        case errors.Forbidden():
+            return types.Forbidden(message=message, role=error.role)
+        case errors.RestartInProgress():
+            return types.RestartInProgress(message=message, name=error.name)
+        case errors.RateLimited():
+            return types.RateLimited(
+                message=message, name=error.name, retry_after_seconds=int(error.retry_after_seconds)
+            )
     raise TypeError(f"no GraphQL type for {type(error).__name__}")
 
 
 async def services(info: Info) -> types.ServicesResult:
+    info.context.require_actor()
     try:
         statuses = await info.context.control.list_installed()
     except (errors.SystemctlTimeout, errors.SystemdUnavailable) as error:
@@ -57,6 +80,7 @@ async def services(info: Info) -> types.ServicesResult:
 
 
 async def service(info: Info, name: str) -> types.ServiceResult:
+    info.context.require_actor()
     try:
         status = await info.context.control.get(name)
     except (
@@ -71,7 +95,7 @@ async def service(info: Info, name: str) -> types.ServiceResult:
 
 async def restart_service(info: Info, name: str) -> types.RestartServiceResult:
     try:
-        status = await info.context.control.restart(name)
+        status = await info.context.control.restart(name, info.context.require_actor())
     except errors.UnitgateError as error:
         return error_result(error)
     return types.RestartSucceeded(service=types.ServiceStatus.from_unit(status))
@@ -80,6 +104,7 @@ async def restart_service(info: Info, name: str) -> types.RestartServiceResult:
 async def service_status_changed(
     info: Info, names: list[str] | None = None
 ) -> AsyncGenerator[types.ServiceStatusEvent, None]:
+    info.context.require_actor()
     events = info.context.control.status_events(names)
     try:
         async for event in events:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import VIEWER
 from unitgate.resolvers import Context
 from unitgate.schema.root import schema
 from unitgate.services.status import UnitStatus
@@ -36,7 +37,7 @@ class BrokenControl:
 
 
 def context() -> Context:
-    return Context(control=BrokenControl())  # type: ignore[arg-type]
+    return Context(control=BrokenControl(), actor=VIEWER)  # type: ignore[arg-type]
 
 
 async def test_unexpected_exception_is_masked(caplog: pytest.LogCaptureFixture) -> None:
@@ -68,3 +69,11 @@ async def test_validation_errors_are_not_masked() -> None:
     result = await schema.execute("{ services { nope } }", context_value=context())
     assert result.errors is not None
     assert "Cannot query field 'nope'" in result.errors[0].message
+
+
+async def test_resolvers_refuse_a_context_without_a_caller() -> None:
+    """Defence in depth: the transports authenticate first, and a resolver never runs without."""
+    query = '{ service(name: "mariadb") { __typename } }'
+    result = await schema.execute(query, context_value=Context(control=BrokenControl()))  # type: ignore[arg-type]
+    assert result.errors is not None
+    assert [error.message for error in result.errors] == ["Unexpected error."]

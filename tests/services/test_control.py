@@ -7,6 +7,7 @@ from collections.abc import AsyncGenerator
 
 import pytest
 
+from tests.conftest import OPERATOR
 from tests.units import CRASHY, FAILING, HANGING, HEALTHY, MISSING
 from unitgate.sandbox import UserManagerSandbox
 from unitgate.services.control import ServiceControl, StatusEvent
@@ -29,7 +30,7 @@ async def test_snapshot_then_event_after_restart(control: ServiceControl) -> Non
         snapshot = await next_status(events)
         assert snapshot.name == HEALTHY
         assert snapshot.active
-        restarted = await control.restart(HEALTHY)
+        restarted = await control.restart(HEALTHY, OPERATOR)
         change = await next_status(events)
         while change.main_pid != restarted.main_pid:  # a read may land mid-restart
             change = await next_status(events)
@@ -84,7 +85,7 @@ async def test_subscribers_share_one_watcher(control: ServiceControl) -> None:
             await next_status(stream)
         assert control.watcher.watchers == 20
         reads_before, spawned_before = control.watcher.reads, runner.spawned
-        await control.restart(HEALTHY)  # one restart + one status read for the restart itself
+        await control.restart(HEALTHY, OPERATOR)  # one restart + one status read for the restart itself
         for stream in streams:
             await next_status(stream)
         # Every subscriber got the change from the same reads: processes track reads, not subscribers.
@@ -102,7 +103,7 @@ async def test_duplicate_names_are_followed_once(control: ServiceControl) -> Non
     events = control.status_events([HEALTHY, HEALTHY, HEALTHY])
     try:
         first = await next_status(events)
-        restarted = await control.restart(HEALTHY)
+        restarted = await control.restart(HEALTHY, OPERATOR)
         # The next event is a change, not the snapshot again for the repeated names.
         second = await next_status(events)
         assert second.change_key != first.change_key

@@ -6,11 +6,18 @@ from collections.abc import AsyncGenerator
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaskErrors
+from strawberry.extensions import (
+    AddValidationRules,
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+)
 from strawberry.schema.config import StrawberryConfig
 
 from unitgate import resolvers
 from unitgate.schema import types
+from unitgate.schema.limits import DocumentLimits, OneServiceActionPerDocument
 from unitgate.schema.scalars import SCALAR_MAP
 
 
@@ -56,7 +63,8 @@ def _should_mask(error: GraphQLError) -> bool:
     return original is not None and not isinstance(original, GraphQLError)
 
 
-def build_schema() -> strawberry.Schema:
+def build_schema(limits: DocumentLimits | None = None) -> strawberry.Schema:
+    limits = limits or DocumentLimits()
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
@@ -67,8 +75,18 @@ def build_schema() -> strawberry.Schema:
             types.SystemctlTimeout,
             types.RestartFailed,
             types.SystemdUnavailable,
+            types.Forbidden,
+            types.RestartInProgress,
+            types.RateLimited,
         ],
-        extensions=[lambda: MaskErrors(should_mask_error=_should_mask)],
+        # Factories, not instances: each operation gets its own extension objects.
+        extensions=[
+            lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
+            lambda: QueryDepthLimiter(max_depth=limits.max_depth),
+            lambda: MaxAliasesLimiter(max_alias_count=limits.max_aliases),
+            lambda: AddValidationRules([OneServiceActionPerDocument]),
+            lambda: MaskErrors(should_mask_error=_should_mask),
+        ],
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
     )
 

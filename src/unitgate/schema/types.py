@@ -100,6 +100,22 @@ class SystemdUnavailable(Error):
     pass
 
 
+@strawberry.type(description="The caller's role may not do this; nothing ran.")
+class Forbidden(Error):
+    role: str
+
+
+@strawberry.type(description="A restart of this service is already running; nothing new ran.")
+class RestartInProgress(Error):
+    name: str
+
+
+@strawberry.type(description="Too many restarts of this service lately; nothing ran.")
+class RateLimited(Error):
+    name: str
+    retry_after_seconds: int = strawberry.field(description="Seconds until a restart is accepted.")
+
+
 ServicesResult = Annotated[
     ServiceList | SystemctlTimeout | SystemdUnavailable,
     strawberry.union("ServicesResult"),
@@ -114,7 +130,10 @@ RestartServiceResult = Annotated[
     | ServiceNotFound
     | SystemctlTimeout
     | RestartFailed
-    | SystemdUnavailable,
+    | SystemdUnavailable
+    | Forbidden
+    | RestartInProgress
+    | RateLimited,
     strawberry.union("RestartServiceResult"),
 ]
 ServiceStatusEvent = Annotated[

@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 
+from unitgate.services import errors
+from unitgate.services.access import Actor
 from unitgate.services.allowlist import Allowlist
+from unitgate.services.audit import AuditLog, AuditRecord, now
 from unitgate.services.errors import ServiceNotFound, UnitgateError
+from unitgate.services.guard import RateLimit, RestartGuard
 from unitgate.services.status import UnitStatus
 from unitgate.services.systemctl import Systemctl
 from unitgate.services.watcher import StatusWatcher
 
 StatusEvent = UnitStatus | UnitgateError
+
+# What the audit log says of each way a restart can end.
+_OUTCOMES: dict[type[UnitgateError], str] = {
+    errors.Forbidden: "forbidden",
+    errors.ServiceNotAllowed: "not_allowed",
+    errors.ServiceNotFound: "not_found",
+    errors.RestartInProgress: "in_progress",
+    errors.RateLimited: "rate_limited",
+    errors.RestartFailed: "failed",
+    errors.SystemctlTimeout: "timeout",
+    errors.SystemdUnavailable: "unavailable",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,9 +38,17 @@ class Health:
 
 
 class ServiceControl:
-    def __init__(self, systemctl: Systemctl, poll_interval: float) -> None:
+    def __init__(
+        self,
+        systemctl: Systemctl,
+        poll_interval: float,
+        restart_limit: RateLimit,
+        audit: AuditLog,
+    ) -> None:
         self.systemctl = systemctl
         self.watcher = StatusWatcher(self._read_all, poll_interval)
+        self.guard = RestartGuard(restart_limit)
+        self.audit = audit
 
     @property
     def allowlist(self) -> Allowlist:
@@ -41,13 +66,32 @@ class ServiceControl:
             raise ServiceNotFound(status.name)
         return status
 
-    async def restart(self, name: str) -> UnitStatus:
-        checked = self.allowlist.require(name)
+    async def restart(self, name: str, actor: Actor) -> UnitStatus:
+        """Restart one service for `actor`: role, allowlist, lock and rate limit first; every
+        attempt, refused or not, is audited."""
+        started = time.monotonic()
+        outcome = "cancelled"
         try:
-            return await self.systemctl.restart(checked)
+            if not actor.role.may_restart():
+                raise errors.Forbidden(actor.role, "restart services")
+            checked = self.allowlist.require(name)
+            with self.guard.admit(checked):
+                try:
+                    status = await self.systemctl.restart(checked)
+                finally:
+                    # Whatever the outcome, the unit may have moved: let live dashboards see it now.
+                    self.watcher.refresh()
+            outcome = "succeeded"
+            return status
+        except UnitgateError as error:
+            outcome = _OUTCOMES.get(type(error), "error")
+            raise
+        except Exception:
+            outcome = "error"
+            raise
         finally:
-            # Whatever the outcome, the unit may have moved: let live dashboards see it now.
-            self.watcher.refresh()
+            duration_ms = round((time.monotonic() - started) * 1000)
+            self.audit.record(AuditRecord(now(), actor, "restart", name, outcome, duration_ms))
 
     async def status_events(self, names: Sequence[str] | None) -> AsyncGenerator[StatusEvent, None]:
         """The current status of each requested service, then one event per change.

@@ -43,3 +43,23 @@ class RestartFailed(UnitgateError):
 
 def _shorten(text: str, limit: int = 64) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
+
+
+class Forbidden(UnitgateError):
+    def __init__(self, role: str, action: str) -> None:
+        self.role = role
+        self.action = action
+        super().__init__(f"the {role} role may not {action}")
+
+
+class RestartInProgress(UnitgateError):
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"a restart of {name!r} is already in progress")
+
+
+class RateLimited(UnitgateError):
+    def __init__(self, name: str, retry_after_seconds: float) -> None:
+        self.name = name
+        self.retry_after_seconds = retry_after_seconds
+        super().__init__(f"too many restarts of {name!r}; retry in {retry_after_seconds:.0f} s")

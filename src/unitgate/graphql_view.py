@@ -1,0 +1,154 @@
+"""strawberry's ASGI view, hardened: who is asking, how many sockets, how long before init."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import timedelta
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry import Schema
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+
+from unitgate.auth import Authenticator
+from unitgate.resolvers import Context
+from unitgate.services.access import Actor, Role
+from unitgate.services.control import ServiceControl
+
+log = logging.getLogger(__name__)
+
+# Used when the server runs with --insecure-no-auth (loopback only) or as the demo.
+ANONYMOUS_ROLE = Role.OPERATOR
+_UNAUTHENTICATED = "missing or invalid bearer token"
+
+
+def client_address(connection: Request | WebSocket) -> str | None:
+    return connection.client.host if connection.client else None
+
+
+class GraphQLWSHandlerWithInitTimeout(BaseGraphQLWSHandler[Context, None]):
+    """The legacy graphql-ws protocol has no connection_init timeout in strawberry: add one, so
+    an idle socket that never says hello is closed as graphql-transport-ws would close it."""
+
+    async def handle(self) -> None:
+        timer = asyncio.create_task(self._close_unless_initialised())
+        try:
+            await super().handle()
+        finally:
+            timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await timer
+
+    async def _close_unless_initialised(self) -> None:
+        await asyncio.sleep(self.view.connection_init_wait_timeout.total_seconds())
+        if not self.connection_acknowledged:
+            with contextlib.suppress(Exception):
+                await self.websocket.close(code=4408, reason="Connection initialisation timeout")
+
+
+class UnitgateGraphQL(GraphQL[Context, None]):
+    graphql_ws_handler_class = GraphQLWSHandlerWithInitTimeout
+
+    def __init__(
+        self,
+        schema: Schema,
+        control: ServiceControl,
+        authenticator: Authenticator | None,
+        *,
+        allowed_origins: tuple[str, ...] = (),
+        max_subscriptions_per_connection: int = 20,
+        max_websocket_connections: int = 2000,
+        connection_init_timeout: float = 10.0,
+    ) -> None:
+        super().__init__(
+            schema,
+            graphql_ide="graphiql",
+            keep_alive=True,
+            keep_alive_interval=15,
+            connection_init_wait_timeout=timedelta(seconds=connection_init_timeout),
+            max_subscriptions_per_connection=max_subscriptions_per_connection,
+            allowed_origins=allowed_origins,
+        )
+        self.control = control
+        self.authenticator = authenticator
+        self.max_websocket_connections = max_websocket_connections
+        self.open_websockets = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            await super().__call__(scope, receive, send)
+            return
+        if self.open_websockets >= self.max_websocket_connections:
+            # Closing before accepting refuses the handshake (HTTP 403) without spending more on it.
+            await send({"type": "websocket.close", "code": 1013, "reason": "Too many connections"})
+            return
+        self.open_websockets += 1
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.open_websockets -= 1
+
+    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
+        actor = request.scope.get("state", {}).get("actor") if isinstance(request, Request) else None
+        return Context(control=self.control, actor=actor, address=client_address(request))
+
+    async def on_ws_connect(self, context: Context) -> None:
+        params = context.connection_params if isinstance(context.connection_params, dict) else {}
+        # graphql-ws and Apollo clients send connectionParams as given: accept either spelling.
+        authorization = params.get("Authorization", params.get("authorization"))
+        actor = authenticate(self.authenticator, authorization, context.address)
+        if actor is None:
+            raise ConnectionRejectionError({"message": _UNAUTHENTICATED})
+        context.actor = actor
+
+
+def authenticate(
+    authenticator: Authenticator | None, authorization: object, address: str | None
+) -> Actor | None:
+    if authenticator is None:
+        return Actor(name="anonymous", role=ANONYMOUS_ROLE, address=address)
+    return authenticator.authenticate(authorization, address)
+
+
+class AuthGate:
+    """Answers 401 to an HTTP request without a valid token before GraphQL sees it; the
+    GraphiQL page itself (a browser GET with no query) holds nothing and needs none."""
+
+    def __init__(self, app: ASGIApp, authenticator: Authenticator | None) -> None:
+        self.app = app
+        self.authenticator = authenticator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            request = Request(scope, receive)
+            if not _is_ide_page(request):
+                actor = authenticate(
+                    self.authenticator, request.headers.get("authorization"), client_address(request)
+                )
+                if actor is None:
+                    await _unauthorized()(scope, receive, send)
+                    return
+                scope.setdefault("state", {})["actor"] = actor
+        await self.app(scope, receive, send)
+
+
+def _is_ide_page(request: Request) -> bool:
+    return (
+        request.method == "GET"
+        and "query" not in request.query_params
+        and "text/html" in request.headers.get("accept", "")
+    )
+
+
+def _unauthorized() -> Response:
+    body: dict[str, Any] = {
+        "errors": [{"message": _UNAUTHENTICATED, "extensions": {"code": "UNAUTHENTICATED"}}]
+    }
+    return JSONResponse(body, status_code=401, headers={"WWW-Authenticate": 'Bearer realm="unitgate"'})
