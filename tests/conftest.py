@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 import time
@@ -89,12 +90,9 @@ class RunningServer:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
 
 
-@pytest.fixture(scope="session")
-def server(sandbox: UserManagerSandbox) -> Iterator[RunningServer]:
-    """unitgate under uvicorn on a real port, as a dashboard would reach it."""
-    settings = sandbox_settings()
-    control = build_control(settings, sandbox.env)
-    app = create_app(settings, control)
+@contextlib.contextmanager
+def serve(app: Any, control: ServiceControl) -> Iterator[RunningServer]:
+    """Run `app` under uvicorn on a free loopback port, in a thread with its own event loop."""
     port = free_port()
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", ws="websockets-sansio", lifespan="on"
@@ -102,24 +100,48 @@ def server(sandbox: UserManagerSandbox) -> Iterator[RunningServer]:
     uv = uvicorn.Server(config)
     loops: list[asyncio.AbstractEventLoop] = []
 
-    def serve() -> None:
+    def run() -> None:
         loop = asyncio.new_event_loop()
         loops.append(loop)
         loop.run_until_complete(uv.serve())
         loop.close()
 
-    thread = threading.Thread(target=serve, name="uvicorn", daemon=True)
+    thread = threading.Thread(target=run, name=f"uvicorn-{port}", daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
     while not uv.started:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.01)
-    yield RunningServer(
-        f"http://127.0.0.1:{port}/graphql", f"ws://127.0.0.1:{port}/graphql", control, loops[0]
-    )
-    uv.should_exit = True
-    thread.join(20)
+    try:
+        yield RunningServer(
+            f"http://127.0.0.1:{port}/graphql", f"ws://127.0.0.1:{port}/graphql", control, loops[0]
+        )
+    finally:
+        uv.should_exit = True
+        thread.join(20)
+
+
+@pytest.fixture(scope="session")
+def server(sandbox: UserManagerSandbox) -> Iterator[RunningServer]:
+    """unitgate under uvicorn on a real port, as a dashboard would reach it."""
+    settings = sandbox_settings()
+    control = build_control(settings, sandbox.env)
+    with serve(create_app(settings, control), control) as running:
+        yield running
+
+
+@pytest.fixture
+def make_server(sandbox: UserManagerSandbox) -> Iterator[Callable[..., RunningServer]]:
+    """Start a server with its own settings for one test; stopped after it."""
+    with contextlib.ExitStack() as stack:
+
+        def make(**overrides: Any) -> RunningServer:
+            settings = sandbox_settings(**overrides)
+            control = build_control(settings, sandbox.env)
+            return stack.enter_context(serve(create_app(settings, control), control))
+
+        yield make
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 HEALTHY = "nginx"  # restarted by the tests
 CRASHY = "postfix"  # its main process gets killed; systemd brings it back
 FAILING = "php8.2-fpm"  # its start (and so every restart) fails
@@ -11,7 +13,8 @@ MISSING = "redis-server"  # allowlisted, never installed
 UNITS: dict[str, str] = {
     f"{HEALTHY}.service": (
         "[Unit]\nDescription=Test web server\nStartLimitIntervalSec=0\n"
-        "[Service]\nExecStart=/bin/sleep infinity\nExecReload=/bin/true\n"
+        "[Service]\nExecStartPre=/bin/sh -c 'echo start >> %t/nginx.starts'\n"
+        "ExecStart=/bin/sleep infinity\nExecReload=/bin/true\n"
     ),
     f"{CRASHY}.service": (
         "[Unit]\nDescription=Test mail server\nStartLimitIntervalSec=0\n"
@@ -31,3 +34,9 @@ UNITS: dict[str, str] = {
 
 # Booted with the sandbox; the hanging one is not, or boot would never finish.
 STARTED = [f"{HEALTHY}.service", f"{CRASHY}.service", f"{FAILING}.service"]
+
+
+def starts(runtime_dir: Path) -> int:
+    """How many times the healthy unit has been started: systemd's own record, not ours."""
+    path = runtime_dir / f"{HEALTHY}.starts"
+    return len(path.read_text().splitlines()) if path.exists() else 0

@@ -79,7 +79,8 @@ def build_schema(limits: DocumentLimits | None = None) -> strawberry.Schema:
             types.RestartInProgress,
             types.RateLimited,
         ],
-        # Factories, not instances: each operation gets its own extension objects.
+        # Factories, not instances: each operation gets its own extension objects. The depth limit
+        # skips introspection; graphql-core's own MaxIntrospectionDepthRule bounds that.
         extensions=[
             lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
             lambda: QueryDepthLimiter(max_depth=limits.max_depth),
