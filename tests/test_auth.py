@@ -13,7 +13,7 @@ import websockets
 from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import OPERATOR_TOKEN, VIEWER_TOKEN, RunningServer
-from tests.test_app import RESTART, SERVICE, bearer, post
+from tests.test_app import RESTART, SERVICE, post
 from tests.units import HEALTHY, starts
 from unitgate.auth import Authenticator, bearer_token, new_token, token_sha256
 from unitgate.config import TokenConfig, load_settings

@@ -47,9 +47,7 @@ async def test_nested_introspection_is_refused(server: RunningServer) -> None:
     body = await post(server.url, bomb)
     assert error_messages(body) == ["Maximum introspection depth exceeded"]
     via_fragment = "{ __schema { types { ...F } } } fragment F on __Type { fields { type { fields { type { interfaces { name } } } } } }"
-    assert error_messages(await post(server.url, via_fragment)) == [
-        "Maximum introspection depth exceeded"
-    ]
+    assert error_messages(await post(server.url, via_fragment)) == ["Maximum introspection depth exceeded"]
 
 
 async def test_graphiql_introspection_still_works(server: RunningServer) -> None:

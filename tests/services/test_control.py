@@ -111,3 +111,8 @@ async def test_duplicate_names_are_followed_once(control: ServiceControl) -> Non
             second = await next_status(events)
     finally:
         await events.aclose()
+
+
+async def test_empty_name_list_ends_at_once(control: ServiceControl) -> None:
+    assert [event async for event in control.status_events([])] == []
+    assert control.systemctl._runner.spawned == 0

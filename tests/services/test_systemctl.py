@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import OPERATOR
 from tests.services.test_allowlist import HOSTILE_NAMES
 from tests.services.test_runner import children
-from tests.conftest import OPERATOR
 from tests.units import FAILING, HANGING, HEALTHY, MISSING
 from unitgate.sandbox import UserManagerSandbox
 from unitgate.services.control import ServiceControl
@@ -215,3 +215,12 @@ async def test_sudo_restart_runs_exactly_the_sudoers_command_line(make_control: 
         "restart",
         "nginx.service",
     ]
+
+
+async def test_polkit_restart_runs_systemctl_without_sudo_or_prompt(make_control: MakeControl) -> None:
+    control = make_control()
+    runner = RecordingRunner()
+    options = SystemctlOptions(scope=Scope.SYSTEM, restart_via=RestartVia.POLKIT)
+    with pytest.raises(SystemdUnavailable):
+        await Systemctl(control.allowlist, runner, options).restart(HEALTHY)
+    assert runner.argvs[0] == ["/usr/bin/systemctl", "--no-ask-password", "restart", "nginx.service"]

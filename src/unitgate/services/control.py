@@ -96,10 +96,12 @@ class ServiceControl:
     async def status_events(self, names: Sequence[str] | None) -> AsyncGenerator[StatusEvent, None]:
         """The current status of each requested service, then one event per change.
 
-        `names=None` follows every allowlisted service. A name that is not allowed or not
-        installed yields its error and ends the stream; a failed read later on yields the error
-        and the stream goes on.
+        `names=None` follows every allowlisted service, and an empty list nothing, so that stream
+        ends at once. A name that is not allowed or not installed yields its error and ends the
+        stream; a failed read later on yields the error and the stream goes on.
         """
+        if names is not None and not names:
+            return
         if names is not None:
             try:
                 wanted = list(dict.fromkeys(self.allowlist.require(name) for name in names))
