@@ -169,7 +169,13 @@ async def test_healthz(server: RunningServer) -> None:
     async with httpx.AsyncClient() as client:
         response = await client.get(server.url.replace("/graphql", "/healthz"))
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "detail": response.json()["detail"]}
+    body = response.json()
+    assert body == {
+        "status": "ok",
+        "detail": body["detail"],
+        "watcher": "idle",
+        "watcherDetail": "nobody is subscribed",
+    }
     assert response.json()["detail"].startswith("systemd ")
 
 

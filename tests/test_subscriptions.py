@@ -65,6 +65,8 @@ async def test_event_after_main_process_is_killed(
     async with Client(transport=transport) as session:
         stream = events(session, [CRASHY])
         snapshot = await next_event(stream)
+        while snapshot["activeState"] != "active" or snapshot["mainPid"] is None:
+            snapshot = await next_event(stream)  # still coming back from an earlier kill
         sandbox.systemctl("kill", "--kill-whom=main", "--signal=SIGKILL", f"{CRASHY}.service")
         change = await next_event(stream)
         assert change["name"] == CRASHY

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
@@ -22,17 +23,24 @@ from unitgate.services.audit import AuditLog
 from unitgate.services.control import ServiceControl
 from unitgate.services.runner import ProcessRunner
 from unitgate.services.systemctl import Scope, Systemctl, systemctl_environment
+from unitgate.services.systemd_bus import SystemdSignals, bus_address
 
 
 def build_control(settings: Settings, environ: Mapping[str, str] | None = None) -> ServiceControl:
     """Wire the services layer from settings; `environ` is where the user manager is found."""
-    options = settings.systemctl_options()
-    runner = ProcessRunner(systemctl_environment(Scope(settings.scope), environ))
+    scope = Scope(settings.scope)
+    environ = os.environ if environ is None else environ
+    allowlist = settings.build_allowlist()
+    runner = ProcessRunner(systemctl_environment(scope, environ))
+    signals = (
+        SystemdSignals(scope, bus_address(scope, environ), allowlist.names) if settings.dbus_events else None
+    )
     return ServiceControl(
-        Systemctl(settings.build_allowlist(), runner, options),
-        poll_interval=settings.poll_interval,
+        Systemctl(allowlist, runner, settings.systemctl_options()),
+        timings=settings.watcher_timings(),
         restart_limit=settings.restart_rate_limit(),
         audit=AuditLog(Path(settings.audit_file) if settings.audit_file else None),
+        signals=signals,
     )
 
 
@@ -59,7 +67,12 @@ def create_app(settings: Settings, control: ServiceControl | None = None) -> Sta
 
     async def healthz(request: Request) -> JSONResponse:
         health = await control.health()
-        body = {"status": "ok" if health.ok else "unavailable", "detail": health.detail}
+        body = {
+            "status": "ok" if health.ok else "unavailable",
+            "detail": health.detail,
+            "watcher": health.watcher,
+            "watcherDetail": health.watcher_detail,
+        }
         return JSONResponse(body, status_code=200 if health.ok else 503)
 
     async def root(request: Request) -> RedirectResponse:

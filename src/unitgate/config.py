@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from unitgate.services.allowlist import DEFAULT_ALLOWLIST, Allowlist, unit_name_problem
 from unitgate.services.guard import RateLimit
 from unitgate.services.systemctl import RestartVia, Scope, SystemctlOptions
+from unitgate.services.watcher import WatcherTimings
 
 Seconds = Annotated[float, Field(gt=0, le=86_400)]
 Limit = Annotated[int, Field(ge=1, le=1_000_000)]
@@ -46,7 +47,9 @@ class Settings(BaseModel):
     )
     status_timeout: Seconds = 5.0
     restart_timeout: Seconds = 30.0
-    poll_interval: Seconds = 2.0
+    poll_interval: Seconds = Field(default=2.0, description="between reads when no D-Bus is reachable")
+    memory_interval: Seconds = Field(default=30.0, description="between reads for MemoryCurrent")
+    dbus_events: bool = Field(default=True, description="listen for systemd's D-Bus signals")
     restart_via: Literal["auto", "direct", "sudo", "polkit"] = "auto"
     systemctl_path: str = "/usr/bin/systemctl"
     sudo_path: str = "/usr/bin/sudo"
@@ -88,6 +91,9 @@ class Settings(BaseModel):
     def build_allowlist(self) -> Allowlist:
         base = DEFAULT_ALLOWLIST if self.allowlist is None else frozenset(self.allowlist)
         return Allowlist(base | frozenset(self.extra_services))
+
+    def watcher_timings(self) -> WatcherTimings:
+        return WatcherTimings(poll_interval=self.poll_interval, memory_interval=self.memory_interval)
 
     def restart_rate_limit(self) -> RateLimit:
         return RateLimit(count=self.restart_limit, window_seconds=self.restart_window)

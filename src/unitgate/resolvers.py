@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeAlias
 
 import strawberry
+from strawberry.dataloader import DataLoader
 
 from unitgate.schema import types
 from unitgate.services import errors
 from unitgate.services.access import Actor
 from unitgate.services.control import ServiceControl
+from unitgate.services.status import UnitStatus
 
 
 @dataclass
@@ -21,6 +23,13 @@ class Context:
     actor: Actor | None = None
     address: str | None = None
     connection_params: object = None
+    status_loader: DataLoader[str, UnitStatus | errors.UnitgateError] = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Batches every service(name) of one operation into one `systemctl show`. No cache: over
+        # a websocket this context lives as long as the connection, and a cached status would
+        # be served stale to the next operation.
+        self.status_loader = DataLoader(load_fn=self.control.get_many, cache=False)
 
     def require_actor(self) -> Actor:
         if self.actor is None:
@@ -82,7 +91,8 @@ async def services(info: Info) -> types.ServicesResult:
 async def service(info: Info, name: str) -> types.ServiceResult:
     info.context.require_actor()
     try:
-        status = await info.context.control.get(name)
+        # The loader raises a name's own error (not allowed, not found) for that name only.
+        status = await info.context.status_loader.load(name)
     except (
         errors.ServiceNotAllowed,
         errors.ServiceNotFound,
@@ -90,6 +100,7 @@ async def service(info: Info, name: str) -> types.ServiceResult:
         errors.SystemdUnavailable,
     ) as error:
         return error_result(error)  # type: ignore[return-value]
+    assert isinstance(status, UnitStatus)
     return types.ServiceStatus.from_unit(status)
 
 

@@ -128,7 +128,8 @@ class UserManagerSandbox:
         self.unit_dir.mkdir(parents=True, exist_ok=True)
         for name, body in self.units.items():
             (self.unit_dir / name).write_text(body, encoding="utf-8")
-        wants = " ".join(self.start_units)
+        # dbus.socket gives the manager a user bus ($XDG_RUNTIME_DIR/bus), as on a real login.
+        wants = " ".join(["dbus.socket", *self.start_units])
         (self.unit_dir / TARGET).write_text(
             f"[Unit]\nDescription=unitgate sandbox\nWants={wants}\n", encoding="utf-8"
         )

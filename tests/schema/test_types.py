@@ -20,6 +20,9 @@ class BrokenControl:
     async def list_installed(self) -> Any:
         raise RuntimeError("secret detail: /etc/shadow line 3")
 
+    async def get_many(self, names: list[str]) -> list[UnitStatus]:
+        return [await self.get(name) for name in names]
+
     async def get(self, name: str) -> UnitStatus:
         return UnitStatus(
             name=name,

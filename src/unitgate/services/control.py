@@ -12,9 +12,10 @@ from unitgate.services.allowlist import Allowlist
 from unitgate.services.audit import AuditLog, AuditRecord, now
 from unitgate.services.errors import ServiceNotFound, UnitgateError
 from unitgate.services.guard import RateLimit, RestartGuard
+from unitgate.services.singleflight import SingleFlight
 from unitgate.services.status import UnitStatus
 from unitgate.services.systemctl import Systemctl
-from unitgate.services.watcher import StatusWatcher
+from unitgate.services.watcher import StatusWatcher, UnitSignals, WatcherTimings
 
 StatusEvent = UnitStatus | UnitgateError
 
@@ -35,36 +36,68 @@ _OUTCOMES: dict[type[UnitgateError], str] = {
 class Health:
     ok: bool
     detail: str
+    watcher: str
+    watcher_detail: str
 
 
 class ServiceControl:
     def __init__(
         self,
         systemctl: Systemctl,
-        poll_interval: float,
+        timings: WatcherTimings,
         restart_limit: RateLimit,
         audit: AuditLog,
+        signals: UnitSignals | None = None,
     ) -> None:
         self.systemctl = systemctl
-        self.watcher = StatusWatcher(self._read_all, poll_interval)
         self.guard = RestartGuard(restart_limit)
         self.audit = audit
+        self.reads: SingleFlight[tuple[str, ...], list[UnitStatus]] = SingleFlight()
+        self._health: SingleFlight[str, str] = SingleFlight()
+        self.watcher = StatusWatcher(self._read_all, timings, signals)
+        # A restart through the API makes its own signals; its own refresh covers them.
+        self.watcher.accept_signal = lambda name: not self.guard.in_flight(name)
 
     @property
     def allowlist(self) -> Allowlist:
         return self.systemctl.allowlist
 
+    async def statuses(self, names: Sequence[str]) -> list[UnitStatus]:
+        """Status of allowlisted `names` (checked first), in order, from one `systemctl show`
+        shared with every concurrent caller asking for the same set."""
+        checked = [self.allowlist.require(name) for name in names]
+        key = tuple(sorted(set(checked)))
+        by_name = {
+            status.name: status for status in await self.reads.do(key, lambda: self.systemctl.show(key))
+        }
+        return [by_name[name] for name in checked]
+
     async def _read_all(self) -> list[UnitStatus]:
-        return await self.systemctl.show(self.allowlist.sorted())
+        return await self.statuses(self.allowlist.sorted())
 
     async def list_installed(self) -> list[UnitStatus]:
         return [status for status in await self._read_all() if status.installed]
 
     async def get(self, name: str) -> UnitStatus:
-        (status,) = await self.systemctl.show([self.allowlist.require(name)])
-        if not status.installed:
-            raise ServiceNotFound(status.name)
+        (status,) = await self.get_many([name])
+        if isinstance(status, UnitgateError):
+            raise status
         return status
+
+    async def get_many(self, names: Sequence[str]) -> list[UnitStatus | UnitgateError]:
+        """One outcome per name, from at most one `systemctl show` for the allowed ones: what a
+        DataLoader batch needs, where one bad name must not fail the others."""
+        outcomes: dict[str, UnitStatus | UnitgateError] = {}
+        allowed = []
+        for name in names:
+            if name in self.allowlist:
+                allowed.append(name)
+            else:
+                outcomes[name] = errors.ServiceNotAllowed(name)
+        if allowed:
+            for status in await self.statuses(allowed):
+                outcomes[status.name] = status if status.installed else ServiceNotFound(status.name)
+        return [outcomes[name] for name in names]
 
     async def restart(self, name: str, actor: Actor) -> UnitStatus:
         """Restart one service for `actor`: role, allowlist, lock and rate limit first; every
@@ -122,29 +155,36 @@ class ServiceControl:
                     if not snapshot.statuses[name].installed:
                         yield ServiceNotFound(name)
                         return
-            sent = {}
+            sent: dict[str, UnitStatus] = {}
             for name in wanted:
-                status = snapshot.statuses[name]
-                sent[name] = status.change_key
-                yield status
+                sent[name] = snapshot.statuses[name]
+                yield snapshot.statuses[name]
             while True:
                 snapshot = await handle.after(snapshot.generation)
                 if snapshot.error is not None:
                     yield snapshot.error
                     continue
                 for name, status in sorted(snapshot.statuses.items()):
-                    if name not in sent and not (follow_new and status.installed):
+                    last = sent.get(name)
+                    if last is None and not (follow_new and status.installed):
                         continue
-                    if sent.get(name) != status.change_key:
-                        sent[name] = status.change_key
+                    if (
+                        last is None
+                        or last.change_key != status.change_key
+                        or (snapshot.memory_refresh and last.memory_bytes != status.memory_bytes)
+                    ):
+                        sent[name] = status
                         yield status
 
     async def health(self) -> Health:
+        """Whether systemctl reaches the manager (one process however many ask at once), and
+        how the watcher learns of changes."""
+        watcher = (str(self.watcher.mode), self.watcher.mode_detail)
         try:
-            version = await self.systemctl.manager_version()
+            version = await self._health.do("version", self.systemctl.manager_version)
         except UnitgateError as error:
-            return Health(ok=False, detail=str(error))
-        return Health(ok=True, detail=f"systemd {version}")
+            return Health(False, str(error), *watcher)
+        return Health(True, f"systemd {version}", *watcher)
 
     async def aclose(self) -> None:
         await self.watcher.stop()

@@ -42,6 +42,9 @@ class RestartGuard:
         self._in_flight: set[str] = set()
         self._attempts: dict[str, deque[float]] = {}
 
+    def in_flight(self, name: str) -> bool:
+        return name in self._in_flight
+
     @contextlib.contextmanager
     def admit(self, name: str) -> Iterator[None]:
         if name in self._in_flight:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from unitgate.services.errors import SystemdUnavailable, UnitgateError
 from unitgate.services.status import UnitStatus
@@ -16,6 +19,22 @@ log = logging.getLogger(__name__)
 ReadAll = Callable[[], Awaitable[list[UnitStatus]]]
 
 
+class UnitSignals(Protocol):
+    """A source of "this unit changed" hints (systemd's D-Bus signals, in production)."""
+
+    @property
+    def describe(self) -> str: ...
+    async def connect(self, on_change: Callable[[str], None]) -> None: ...
+    async def wait_closed(self) -> None: ...
+    async def close(self) -> None: ...
+
+
+class Mode(enum.StrEnum):
+    IDLE = "idle"  # nobody watches: no reads, no bus connection
+    EVENTS = "events"  # D-Bus signals say when to read
+    POLLING = "polling"  # no bus: read every poll_interval
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """What the watcher knew after one read: every unit's status, or why it could not read."""
@@ -23,10 +42,20 @@ class Snapshot:
     generation: int
     statuses: Mapping[str, UnitStatus] = field(default_factory=dict)
     error: UnitgateError | None = None
+    # Memory moves without a signal; on these reads subscribers also hear of memory changes.
+    memory_refresh: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class WatcherTimings:
+    poll_interval: float = 2.0  # in polling mode
+    memory_interval: float = 30.0  # reads for MemoryCurrent, which has no change signal
+    coalesce: float = 0.02  # a burst of signals within this window makes one read
+    reconnect_interval: float = 5.0  # how often polling mode tries the bus again
 
 
 class StatusWatcher:
-    """Polls while anybody watches and publishes a new Snapshot when something a subscriber cares
+    """Reads while anybody watches and publishes a new Snapshot when something a subscriber cares
     about changed.
 
     Subscribers do not get queues: each one compares the latest Snapshot with what it last sent,
@@ -34,16 +63,24 @@ class StatusWatcher:
     and the cost of a read does not grow with the number of subscribers.
     """
 
-    def __init__(self, read_all: ReadAll, poll_interval: float) -> None:
+    def __init__(
+        self, read_all: ReadAll, timings: WatcherTimings, signals: UnitSignals | None = None
+    ) -> None:
         self._read_all = read_all
-        self.poll_interval = poll_interval
+        self.timings = timings
+        self._signals = signals
         self._snapshot = Snapshot(generation=0)
         self._published = asyncio.Event()
         self._wake = asyncio.Event()
         self._ready = asyncio.Event()
+        self._signalled = False
         self._watchers = 0
         self._task: asyncio.Task[None] | None = None
         self.reads = 0
+        self.mode = Mode.IDLE
+        self.mode_detail = "nobody is subscribed"
+        # Gate for signals (the control layer drops those caused by its own restarts).
+        self.accept_signal: Callable[[str], bool] = lambda name: True
 
     @property
     def running(self) -> bool:
@@ -58,12 +95,18 @@ class StatusWatcher:
         if self._task is not None:
             self._wake.set()
 
+    def signal(self, name: str) -> None:
+        """A unit changed: read soon, together with whatever else changes in the same burst."""
+        if self._task is not None and self.accept_signal(name):
+            self._signalled = True
+            self._wake.set()
+
     @contextlib.asynccontextmanager
     async def watch(self) -> AsyncIterator[WatchHandle]:
         self._watchers += 1
         if self._task is None:
             self._ready = asyncio.Event()
-            self._task = asyncio.create_task(self._poll(), name="unitgate-status-watcher")
+            self._task = asyncio.create_task(self._run(), name="unitgate-status-watcher")
         try:
             yield WatchHandle(self)
         finally:
@@ -77,16 +120,79 @@ class StatusWatcher:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        self.mode, self.mode_detail = Mode.IDLE, "nobody is subscribed"
 
-    async def _poll(self) -> None:
-        while True:
-            self._wake.clear()
-            await self._read_once()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.poll_interval):
-                    await self._wake.wait()
+    async def _run(self) -> None:
+        closed: asyncio.Task[None] | None = None
+        try:
+            closed = await self._connect()
+            await self._read_once(memory=True)
+            now = time.monotonic()
+            memory_due = now + self.timings.memory_interval
+            poll_due = now + self.timings.poll_interval
+            reconnect_due = now + self.timings.reconnect_interval
+            while True:
+                if closed is not None and closed.done():
+                    closed = None
+                    self._fall_back("the bus connection closed")
+                    reconnect_due = time.monotonic() + self.timings.reconnect_interval
+                deadlines = [memory_due]
+                if self.mode is Mode.POLLING:
+                    deadlines.append(poll_due)
+                    if self._signals is not None:
+                        deadlines.append(reconnect_due)
+                await self._wait(min(deadlines) - time.monotonic(), closed)
+                if self._signalled:
+                    # Let the rest of a burst (a crash emits several) land in the same read.
+                    await asyncio.sleep(self.timings.coalesce)
+                self._wake.clear()
+                self._signalled = False
+                now = time.monotonic()
+                if self.mode is Mode.POLLING and self._signals is not None and now >= reconnect_due:
+                    closed = await self._connect()
+                    reconnect_due = now + self.timings.reconnect_interval
+                memory = now >= memory_due
+                if memory:
+                    memory_due = now + self.timings.memory_interval
+                poll_due = now + self.timings.poll_interval
+                await self._read_once(memory=memory)
+        finally:
+            if closed is not None:
+                closed.cancel()
+            if self._signals is not None:
+                await self._signals.close()
 
-    async def _read_once(self) -> None:
+    async def _connect(self) -> asyncio.Task[None] | None:
+        """Listen for signals if we can; otherwise poll, and say why."""
+        if self._signals is None:
+            self._fall_back("no event source configured")
+            return None
+        try:
+            await self._signals.connect(self.signal)
+        except Exception as error:  # any failure to reach the bus means polling, not a crash
+            self._fall_back(str(error))
+            return None
+        self.mode, self.mode_detail = Mode.EVENTS, f"D-Bus signals from {self._signals.describe}"
+        # The bus may drop later: then polling takes over until it is back.
+        return asyncio.create_task(self._signals.wait_closed())
+
+    def _fall_back(self, reason: str) -> None:
+        if self.mode is not Mode.POLLING:
+            log.warning(
+                "status watcher falls back to polling every %g s: %s", self.timings.poll_interval, reason
+            )
+        self.mode, self.mode_detail = Mode.POLLING, reason
+
+    async def _wait(self, timeout: float, closed: asyncio.Task[None] | None) -> None:
+        waits = [asyncio.ensure_future(self._wake.wait())]
+        if closed is not None:
+            waits.append(closed)  # type: ignore[arg-type]
+        try:
+            await asyncio.wait(waits, timeout=max(0.0, timeout), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waits[0].cancel()
+
+    async def _read_once(self, memory: bool) -> None:
         self.reads += 1
         previous = self._snapshot
         try:
@@ -98,11 +204,11 @@ class StatusWatcher:
             log.exception("status watcher read failed")
             statuses, error = dict(previous.statuses), SystemdUnavailable("status read failed")
         first = not self._ready.is_set()
-        if first or error is not None or previous.error is not None or _changed(previous, statuses):
-            self._publish(Snapshot(previous.generation + 1, statuses, error))
+        changed = _state_changed(previous, statuses) or (memory and _memory_changed(previous, statuses))
+        if first or error is not None or previous.error is not None or changed:
+            self._publish(Snapshot(previous.generation + 1, statuses, error, memory_refresh=memory))
         else:
-            # Memory and uptime move without an event; keep them fresh for the next snapshot.
-            self._snapshot = Snapshot(previous.generation, statuses, None)
+            self._snapshot = Snapshot(previous.generation, statuses, None, previous.memory_refresh)
         self._ready.set()
 
     def _publish(self, snapshot: Snapshot) -> None:
@@ -129,7 +235,14 @@ class WatchHandle:
         return self._watcher._snapshot
 
 
-def _changed(previous: Snapshot, statuses: Mapping[str, UnitStatus]) -> bool:
+def _state_changed(previous: Snapshot, statuses: Mapping[str, UnitStatus]) -> bool:
     if previous.statuses.keys() != statuses.keys():
         return True
     return any(previous.statuses[name].change_key != s.change_key for name, s in statuses.items())
+
+
+def _memory_changed(previous: Snapshot, statuses: Mapping[str, UnitStatus]) -> bool:
+    return any(
+        name in previous.statuses and previous.statuses[name].memory_bytes != s.memory_bytes
+        for name, s in statuses.items()
+    )

@@ -1,0 +1,35 @@
+"""Concurrent callers asking the same question share one answer in flight."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class SingleFlight(Generic[K, V]):
+    """`await do(key, fn)`: the first caller for `key` runs `fn`; callers arriving while it runs
+    await the same result (or exception). Nothing is cached once it has finished."""
+
+    def __init__(self) -> None:
+        self._flights: dict[K, asyncio.Task[V]] = {}
+        self.started = 0
+
+    async def do(self, key: K, fn: Callable[[], Awaitable[V]]) -> V:
+        task = self._flights.get(key)
+        if task is None:
+            task = asyncio.ensure_future(fn())
+            self.started += 1
+            self._flights[key] = task
+            task.add_done_callback(lambda done: self._forget(key, done))
+        # Shielded: one impatient caller leaving must not cancel the answer the others wait for.
+        return await asyncio.shield(task)
+
+    def _forget(self, key: K, task: asyncio.Task[V]) -> None:
+        if self._flights.get(key) is task:
+            del self._flights[key]
+        if not task.cancelled():
+            task.exception()  # retrieved, so a failure nobody awaited is not reported as lost

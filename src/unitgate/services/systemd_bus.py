@@ -1,0 +1,147 @@
+"""systemd's D-Bus signals about the allowlisted units: when to look, never what to report."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable, Mapping
+
+from dbus_fast import BusType, Message, MessageType
+from dbus_fast.aio import MessageBus
+from dbus_fast.errors import DBusError
+
+from unitgate.services.allowlist import unit_for
+from unitgate.services.systemctl import Scope
+
+log = logging.getLogger(__name__)
+
+SYSTEMD = "org.freedesktop.systemd1"
+MANAGER_PATH = "/org/freedesktop/systemd1"
+UNIT_PATH_PREFIX = "/org/freedesktop/systemd1/unit/"
+_CONNECT_TIMEOUT = 5.0
+
+
+def escape_object_path_part(text: str) -> str:
+    """sd_bus_path_encode(): letters and digits stay, every other byte becomes _XX (a leading
+    digit too), so "nginx.service" becomes "nginx_2eservice"."""
+    if not text:
+        return "_"
+    out = []
+    for index, byte in enumerate(text.encode("utf-8")):
+        char = chr(byte)
+        if (char.isascii() and char.isalpha()) or (char.isdigit() and index > 0):
+            out.append(char)
+        else:
+            out.append(f"_{byte:02x}")
+    return "".join(out)
+
+
+def unit_object_path(unit: str) -> str:
+    return UNIT_PATH_PREFIX + escape_object_path_part(unit)
+
+
+def bus_address(scope: Scope, environ: Mapping[str, str]) -> str | None:
+    """Where the bus is: the user bus of `environ` for user scope; None means the system bus."""
+    if scope is Scope.SYSTEM:
+        return environ.get("DBUS_SYSTEM_BUS_ADDRESS") or None
+    if environ.get("DBUS_SESSION_BUS_ADDRESS"):
+        return environ["DBUS_SESSION_BUS_ADDRESS"]
+    runtime_dir = environ.get("XDG_RUNTIME_DIR")
+    return f"unix:path={runtime_dir}/bus" if runtime_dir else None
+
+
+class BusUnavailable(Exception):
+    pass
+
+
+class SystemdSignals:
+    """One bus connection that tells `on_change(name)` when an allowlisted unit's properties
+    change. systemd only emits these once some client has called Manager.Subscribe(), and the
+    subscription dies with the connection: every `connect` subscribes anew."""
+
+    def __init__(self, scope: Scope, address: str | None, names: Iterable[str]) -> None:
+        self.scope = scope
+        self.address = address
+        self._paths = {unit_object_path(unit_for(name)): name for name in names}
+        self._bus: MessageBus | None = None
+
+    @property
+    def describe(self) -> str:
+        return self.address or "the system bus"
+
+    async def connect(self, on_change: Callable[[str], None]) -> None:
+        if self.scope is Scope.USER and self.address is None:
+            raise BusUnavailable("no user bus address (XDG_RUNTIME_DIR is not set)")
+        bus = MessageBus(bus_address=self.address, bus_type=BusType.SYSTEM)
+        try:
+            async with asyncio.timeout(_CONNECT_TIMEOUT):
+                await bus.connect()
+                for path in self._paths:
+                    rule = (
+                        f"type='signal',sender='{SYSTEMD}',interface='org.freedesktop.DBus.Properties',"
+                        f"member='PropertiesChanged',path='{path}'"
+                    )
+                    await self._call(
+                        bus,
+                        "org.freedesktop.DBus",
+                        "/org/freedesktop/DBus",
+                        "org.freedesktop.DBus",
+                        "AddMatch",
+                        "s",
+                        [rule],
+                    )
+                bus.add_message_handler(lambda message: self._dispatch(message, on_change))
+                await self._subscribe(bus)
+        except (OSError, TimeoutError, DBusError, EOFError, ValueError) as error:
+            bus.disconnect()
+            raise BusUnavailable(f"cannot use {self.describe}: {error or type(error).__name__}") from None
+        self._bus = bus
+
+    async def _subscribe(self, bus: MessageBus) -> None:
+        try:
+            await self._call(bus, SYSTEMD, MANAGER_PATH, f"{SYSTEMD}.Manager", "Subscribe", "", [])
+        except DBusError as error:
+            if not error.type.endswith("AlreadySubscribed"):
+                raise
+
+    @staticmethod
+    async def _call(
+        bus: MessageBus,
+        destination: str,
+        path: str,
+        interface: str,
+        member: str,
+        signature: str,
+        body: list[object],
+    ) -> None:
+        reply = await bus.call(
+            Message(
+                destination=destination,
+                path=path,
+                interface=interface,
+                member=member,
+                signature=signature,
+                body=body,
+            )
+        )
+        if reply is not None and reply.message_type is MessageType.ERROR:
+            raise DBusError(reply.error_name or "org.freedesktop.DBus.Error.Failed", str(reply.body))
+
+    def _dispatch(self, message: Message, on_change: Callable[[str], None]) -> None:
+        if message.message_type is MessageType.SIGNAL and message.member == "PropertiesChanged":
+            name = self._paths.get(message.path or "")
+            if name is not None:
+                on_change(name)
+
+    async def wait_closed(self) -> None:
+        if self._bus is not None:
+            with contextlib.suppress(Exception):
+                await self._bus.wait_for_disconnect()  # type: ignore[no-untyped-call]
+
+    async def close(self) -> None:
+        bus, self._bus = self._bus, None
+        if bus is not None:
+            bus.disconnect()
+            with contextlib.suppress(Exception):
+                await bus.wait_for_disconnect()  # type: ignore[no-untyped-call]
