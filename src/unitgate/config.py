@@ -50,6 +50,7 @@ class Settings(BaseModel):
     poll_interval: Seconds = Field(default=2.0, description="between reads when no D-Bus is reachable")
     memory_interval: Seconds = Field(default=30.0, description="between reads for MemoryCurrent")
     dbus_events: bool = Field(default=True, description="listen for systemd's D-Bus signals")
+    bus_reconnect_interval: Seconds = Field(default=5.0, description="between tries to get the bus back")
     restart_via: Literal["auto", "direct", "sudo", "polkit"] = "auto"
     systemctl_path: str = "/usr/bin/systemctl"
     sudo_path: str = "/usr/bin/sudo"
@@ -93,7 +94,11 @@ class Settings(BaseModel):
         return Allowlist(base | frozenset(self.extra_services))
 
     def watcher_timings(self) -> WatcherTimings:
-        return WatcherTimings(poll_interval=self.poll_interval, memory_interval=self.memory_interval)
+        return WatcherTimings(
+            poll_interval=self.poll_interval,
+            memory_interval=self.memory_interval,
+            reconnect_interval=self.bus_reconnect_interval,
+        )
 
     def restart_rate_limit(self) -> RateLimit:
         return RateLimit(count=self.restart_limit, window_seconds=self.restart_window)

@@ -1,0 +1,58 @@
+"""Shared reads through the real API: aliases batch, concurrent queries share, nothing goes stale."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import websockets
+
+from tests.conftest import OPERATOR_TOKEN, RunningServer
+from tests.test_app import RESTART, post
+from tests.units import HEALTHY
+from unitgate.services.allowlist import DEFAULT_ALLOWLIST
+
+
+async def test_fourteen_aliases_cost_one_process(server: RunningServer) -> None:
+    runner = server.control.systemctl._runner
+    names = sorted(DEFAULT_ALLOWLIST)
+    fields = " ".join(
+        f'a{i}: service(name: "{name}") {{ __typename ... on ServiceStatus {{ mainPid }} }}'
+        for i, name in enumerate(names)
+    )
+    before = runner.spawned
+    body = await post(server.url, f'{{ {fields} bad: service(name: "sshd") {{ __typename }} }}')
+    assert runner.spawned == before + 1
+    kinds = {body["data"][f"a{i}"]["__typename"] for i in range(len(names))}
+    assert kinds == {"ServiceStatus", "ServiceNotFound"}
+    assert body["data"]["bad"]["__typename"] == "ServiceNotAllowed"
+
+
+async def test_concurrent_queries_share_reads(server: RunningServer) -> None:
+    runner = server.control.systemctl._runner
+    before = runner.spawned
+    results = await asyncio.gather(*(post(server.url, "{ services { __typename } }") for _ in range(64)))
+    assert all(result == {"data": {"services": {"__typename": "ServiceList"}}} for result in results)
+    # Requests that overlap share one `systemctl show`; 64 processes would mean no sharing at all.
+    assert runner.spawned - before < 64
+
+
+async def test_no_status_is_cached_across_operations_on_one_websocket(server: RunningServer) -> None:
+    query = f'{{ service(name: "{HEALTHY}") {{ ... on ServiceStatus {{ mainPid }} }} }}'
+    async with websockets.connect(server.ws_url, subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
+        await ws.send(
+            json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {OPERATOR_TOKEN}"}})
+        )
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+
+        async def pid(operation: str) -> int:
+            await ws.send(json.dumps({"id": operation, "type": "subscribe", "payload": {"query": query}}))
+            message = json.loads(await ws.recv())
+            assert json.loads(await ws.recv())["type"] == "complete"
+            return int(message["payload"]["data"]["service"]["mainPid"])
+
+        first = await pid("1")
+        restarted = (await post(server.url, RESTART, {"name": HEALTHY}))["data"]["restartService"]["service"][
+            "mainPid"
+        ]
+        assert await pid("2") == restarted != first
