@@ -23,13 +23,21 @@ class Context:
     actor: Actor | None = None
     address: str | None = None
     connection_params: object = None
-    status_loader: DataLoader[str, UnitStatus | errors.UnitgateError] = field(init=False)
+    _status_loader: DataLoader[str, UnitStatus | errors.UnitgateError] | None = field(
+        default=None, repr=False
+    )
 
-    def __post_init__(self) -> None:
-        # Batches every service(name) of one operation into one `systemctl show`. No cache: over
-        # a websocket this context lives as long as the connection, and a cached status would
-        # be served stale to the next operation.
-        self.status_loader = DataLoader(load_fn=self.control.get_many, cache=False)
+    @property
+    def status_loader(self) -> DataLoader[str, UnitStatus | errors.UnitgateError]:
+        """Batches every service(name) of one operation into one `systemctl show`.
+
+        No cache: over a websocket this context lives as long as the connection, and a cached
+        status would be served stale to the next operation. Made on first use, since most
+        websocket connections only subscribe and never need one.
+        """
+        if self._status_loader is None:
+            self._status_loader = DataLoader(load_fn=self.control.get_many, cache=False)
+        return self._status_loader
 
     def require_actor(self) -> Actor:
         if self.actor is None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
-
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
@@ -11,7 +9,9 @@ from strawberry.extensions import (
     MaskErrors,
     MaxAliasesLimiter,
     MaxTokensLimiter,
+    ParserCache,
     QueryDepthLimiter,
+    ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
 
@@ -42,19 +42,15 @@ class Mutation:
 
 @strawberry.type
 class Subscription:
-    @strawberry.subscription(
+    service_status_changed: types.ServiceStatusEvent = strawberry.subscription(  # type: ignore[assignment]
+        resolver=resolvers.service_status_changed,
         description=(
             "The current status of each named service (all installed ones when `names` is "
             "omitted), then one event whenever activeState, subState, mainPid or loadState "
             "changes. A name that is not allowed or not installed yields its error and ends "
             "the stream."
-        )
+        ),
     )
-    async def service_status_changed(
-        self, info: resolvers.Info, names: list[str] | None = None
-    ) -> AsyncGenerator[types.ServiceStatusEvent, None]:
-        async for event in resolvers.service_status_changed(info, names):
-            yield event
 
 
 def _should_mask(error: GraphQLError) -> bool:
@@ -65,6 +61,15 @@ def _should_mask(error: GraphQLError) -> bool:
 
 def build_schema(limits: DocumentLimits | None = None) -> strawberry.Schema:
     limits = limits or DocumentLimits()
+    # The limiters' rule classes are made once, so that a dashboard's repeated document hits the
+    # validation cache (keyed by document and rules) instead of being validated every time.
+    # strawberry's depth limit skips introspection; graphql-core's MaxIntrospectionDepthRule,
+    # one of the standard rules, bounds that.
+    rules = [
+        *QueryDepthLimiter(max_depth=limits.max_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=limits.max_aliases).validation_rules,
+        OneServiceActionPerDocument,
+    ]
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
@@ -79,13 +84,13 @@ def build_schema(limits: DocumentLimits | None = None) -> strawberry.Schema:
             types.RestartInProgress,
             types.RateLimited,
         ],
-        # Factories, not instances: each operation gets its own extension objects. The depth limit
-        # skips introspection; graphql-core's own MaxIntrospectionDepthRule bounds that.
+        # Factories, not instances: each operation gets its own extension objects. The caches
+        # are bounded LRUs shared by all of them.
         extensions=[
             lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
-            lambda: QueryDepthLimiter(max_depth=limits.max_depth),
-            lambda: MaxAliasesLimiter(max_alias_count=limits.max_aliases),
-            lambda: AddValidationRules([OneServiceActionPerDocument]),
+            lambda: ParserCache(maxsize=256),
+            lambda: AddValidationRules(rules),
+            lambda: ValidationCache(maxsize=256),
             lambda: MaskErrors(should_mask_error=_should_mask),
         ],
         config=StrawberryConfig(scalar_map=SCALAR_MAP),

@@ -1,0 +1,1 @@
+"""unitgate's benchmark: `make bench` (python -m bench)."""
