@@ -24,6 +24,7 @@ from unitgate.schema.limits import DocumentLimits
 from unitgate.schema.root import build_schema
 from unitgate.services.audit import AuditLog
 from unitgate.services.control import ServiceControl
+from unitgate.services.journal import Journal
 from unitgate.services.runner import ProcessRunner
 from unitgate.services.systemctl import Scope, Systemctl, systemctl_environment
 from unitgate.services.systemd_bus import SystemdSignals, bus_address
@@ -43,6 +44,7 @@ def build_control(settings: Settings, environ: Mapping[str, str] | None = None) 
         timings=settings.watcher_timings(),
         restart_limit=settings.restart_rate_limit(),
         audit=AuditLog(Path(settings.audit_file) if settings.audit_file else None),
+        journal=Journal(allowlist, runner, settings.journal_options()),
         signals=signals,
     )
 

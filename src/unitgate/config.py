@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from unitgate.services.allowlist import DEFAULT_ALLOWLIST, Allowlist, unit_name_problem
 from unitgate.services.guard import RateLimit
+from unitgate.services.journal import JournalOptions
 from unitgate.services.systemctl import RestartVia, Scope, SystemctlOptions
 from unitgate.services.watcher import WatcherTimings
 
@@ -54,6 +55,9 @@ class Settings(BaseModel):
     restart_via: Literal["auto", "direct", "sudo", "polkit"] = "auto"
     systemctl_path: str = "/usr/bin/systemctl"
     sudo_path: str = "/usr/bin/sudo"
+    journalctl_path: str = "/usr/bin/journalctl"
+    journal_directory: str | None = Field(default=None, description="journalctl --directory")
+    journal_root: str | None = Field(default=None, description="journalctl --root")
 
     tokens: tuple[TokenConfig, ...] = Field(default=(), strict=False)
     insecure_no_auth: bool = False
@@ -98,6 +102,15 @@ class Settings(BaseModel):
             poll_interval=self.poll_interval,
             memory_interval=self.memory_interval,
             reconnect_interval=self.bus_reconnect_interval,
+        )
+
+    def journal_options(self) -> JournalOptions:
+        return JournalOptions(
+            scope=Scope(self.scope),
+            journalctl_path=self.journalctl_path,
+            directory=self.journal_directory,
+            root=self.journal_root,
+            timeout=self.status_timeout,
         )
 
     def restart_rate_limit(self) -> RateLimit:

@@ -13,6 +13,7 @@ from unitgate.schema import types
 from unitgate.services import errors
 from unitgate.services.access import Actor
 from unitgate.services.control import ServiceControl
+from unitgate.services.journal import LogEntry
 from unitgate.services.status import UnitStatus
 
 
@@ -57,7 +58,16 @@ ErrorType: TypeAlias = (
     | types.Forbidden
     | types.RestartInProgress
     | types.RateLimited
+    | types.ReloadFailed
+    | types.ReloadNotSupported
+    | types.JournalUnavailable
+    | types.InvalidCursor
+    | types.LogStreamLagged
 )
+
+
+def _log_lines(entries: object) -> list[types.LogLine]:
+    return [types.LogLine.from_entry(entry) for entry in entries if isinstance(entry, LogEntry)]  # type: ignore[attr-defined]
 
 
 def error_result(error: errors.UnitgateError) -> ErrorType:
@@ -73,7 +83,27 @@ def error_result(error: errors.UnitgateError) -> ErrorType:
                 message=message, command=error.command, timeout_seconds=error.timeout_seconds
             )
         case errors.RestartFailed():
-            return types.RestartFailed(message=message, name=error.name, exit_code=error.exit_code)
+            return types.RestartFailed(
+                message=message,
+                name=error.name,
+                exit_code=error.exit_code,
+                recent_logs=_log_lines(error.recent_logs),
+            )
+        case errors.ReloadFailed():
+            return types.ReloadFailed(
+                message=message,
+                name=error.name,
+                exit_code=error.exit_code,
+                recent_logs=_log_lines(error.recent_logs),
+            )
+        case errors.ReloadNotSupported():
+            return types.ReloadNotSupported(message=message, name=error.name)
+        case errors.JournalUnavailable():
+            return types.JournalUnavailable(message=message)
+        case errors.InvalidCursor():
+            return types.InvalidCursor(message=message)
+        case errors.LogStreamLagged():
+            return types.LogStreamLagged(message=message, last_cursor=error.last_cursor)
         case errors.SystemdUnavailable():
             return types.SystemdUnavailable(message=message)
         case errors.Forbidden():
@@ -93,7 +123,15 @@ async def services(info: Info) -> types.ServicesResult:
         statuses = await info.context.control.list_installed()
     except (errors.SystemctlTimeout, errors.SystemdUnavailable) as error:
         return error_result(error)  # type: ignore[return-value]
-    return types.ServiceList(services=[types.ServiceStatus.from_unit(s) for s in statuses])
+    counts = info.context.control.counts(statuses)
+    return types.ServiceList(
+        services=[types.ServiceStatus.from_unit(s) for s in statuses],
+        total=counts.total,
+        active=counts.active,
+        failed=counts.failed,
+        inactive=counts.inactive,
+        activating=counts.activating,
+    )
 
 
 async def service(info: Info, name: str) -> types.ServiceResult:
@@ -116,8 +154,39 @@ async def restart_service(info: Info, name: str) -> types.RestartServiceResult:
     try:
         status = await info.context.control.restart(name, info.context.require_actor())
     except errors.UnitgateError as error:
-        return error_result(error)
+        return error_result(error)  # type: ignore[return-value]
     return types.RestartSucceeded(service=types.ServiceStatus.from_unit(status))
+
+
+async def reload_service(info: Info, name: str) -> types.ReloadServiceResult:
+    try:
+        status = await info.context.control.reload(name, info.context.require_actor())
+    except errors.UnitgateError as error:
+        return error_result(error)  # type: ignore[return-value]
+    return types.ReloadSucceeded(service=types.ServiceStatus.from_unit(status))
+
+
+async def service_logs(info: Info, name: str, lines: int = 50) -> types.ServiceLogsResult:
+    try:
+        entries = await info.context.control.logs(name, lines, info.context.require_actor())
+    except errors.UnitgateError as error:
+        return error_result(error)  # type: ignore[return-value]
+    return types.ServiceLogs(lines=[types.LogLine.from_entry(entry) for entry in entries])
+
+
+async def service_logs_followed(
+    info: Info, name: str, after_cursor: str | None = None
+) -> AsyncGenerator[types.ServiceLogEvent, None]:
+    events = info.context.control.follow_logs(name, info.context.require_actor(), after_cursor)
+    try:
+        async for event in events:
+            if isinstance(event, errors.UnitgateError):
+                yield error_result(event)  # type: ignore[misc]
+            else:
+                yield types.LogLine.from_entry(event)
+    finally:
+        # The shared journalctl -f ends with its last follower, however that follower left.
+        await events.aclose()
 
 
 async def service_status_changed(

@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -21,17 +22,52 @@ from types import TracebackType
 
 SYSTEMD = "/usr/lib/systemd/systemd"
 TARGET = "unitgate-sandbox.target"
+READY_UNIT = "unitgate-sandbox-ready.service"
+READY_MESSAGE = b"UNITGATE_SANDBOX_READY=1"
 
 # systemd refuses to run a user instance unless /run/systemd/system exists; the tmpfs keeps the
 # host's /run/systemd untouched and disappears with the namespace. Before that, the shell moves
 # itself into the sandbox's own cgroups, so the manager's units never share a cgroup with the
 # host's or another sandbox's (two managers in one cgroup kill each other's "nginx.service").
+#
+# With a journal, a systemd-journald of the sandbox's own runs beside the manager, in a sibling
+# cgroup: its sockets are in the private /run/systemd, its files in the sandbox's folder bound
+# onto /run/log, and a tmpfs covers /var/log/journal, so the host's journal sees nothing. The
+# manager's cgroup is shaped like a real user manager's (X.slice/user-0.slice/user@0.service),
+# which is how journald tells `journalctl --user-unit` which unit a line came from.
 _BOOT_SCRIPT = """
-systemd=$1 target=$2; shift 2
-for procs in "$@"; do echo $$ > "$procs" || exit 1; done
+systemd=$1 target=$2 journald_conf=$3 log_dir=$4 journald_cgroups=$5 manager_cgroups=$6
 mount -t tmpfs -o mode=755 tmpfs /run/systemd && mkdir -p /run/systemd/system || exit 1
-exec "$systemd" --user --unit="$target" --log-target=console --log-level=info
+log_target=console
+if [ -n "$log_dir" ]; then
+  for procs in $journald_cgroups; do echo $$ > "$procs" || exit 1; done
+  mkdir -p /run/systemd/journal || exit 1
+  mount --bind "$log_dir" /run/log || exit 1
+  if [ -d /var/log/journal ]; then mount -t tmpfs -o mode=755 tmpfs /var/log/journal || exit 1; fi
+  mount --bind "$journald_conf" /etc/systemd/journald.conf || exit 1
+  # Not told of NOTIFY_SOCKET: its READY=1 is not the one the sandbox waits for.
+  env -u NOTIFY_SOCKET /usr/lib/systemd/systemd-journald &
+  # journald makes its sockets within milliseconds; units started before that would log nowhere.
+  tries=0
+  while [ ! -S /run/systemd/journal/stdout ]; do
+    tries=$((tries + 1)); [ $tries -gt 1000 ] && { echo "journald did not start" >&2; exit 1; }
+    sleep 0.01
+  done
+  log_target=journal
+fi
+for procs in $manager_cgroups; do echo $$ > "$procs" || exit 1; done
+exec "$systemd" --user --unit="$target" --log-target=$log_target --log-level=info
 """
+
+_JOURNALD_CONF = """[Journal]
+Storage=volatile
+ReadKMsg=no
+ForwardToSyslog=no
+ForwardToKMsg=no
+ForwardToConsole=no
+ForwardToWall=no
+"""
+JOURNALD = "/usr/lib/systemd/systemd-journald"
 
 
 class SandboxError(RuntimeError):
@@ -46,6 +82,7 @@ class UserManagerSandbox:
         units: Mapping[str, str],
         start: Iterable[str] = (),
         root: Path | None = None,
+        journal: bool = True,
     ) -> None:
         self.units = dict(units)
         self.start_units = list(start)
@@ -55,7 +92,9 @@ class UserManagerSandbox:
         self.config_dir = self.root / "config"
         self.unit_dir = self.config_dir / "systemd" / "user"
         self.log_path = self.root / "manager.log"
+        self.want_journal = journal
         self.cgroups: list[Path] = []
+        self.journal_directory: Path | None = None
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -70,9 +109,35 @@ class UserManagerSandbox:
     def start(self, timeout: float = 30.0) -> None:
         if shutil.which("unshare") is None or not os.access(SYSTEMD, os.X_OK):
             raise SandboxError(f"the sandbox needs unshare(1) and {SYSTEMD}")
-        self._write_units()
-        self.cgroups = _make_cgroups(f"unitgate-sandbox-{uuid.uuid4().hex[:12]}")
+        try:
+            self._boot(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _boot(self, timeout: float) -> None:
         notify_path = self.root / "notify"
+        self._write_units(notify_path)
+        self.cgroups = _make_cgroups(f"unitgate-sandbox-{uuid.uuid4().hex[:12]}")
+        manager_cgroups = [
+            top / f"user-{os.getuid()}.slice" / f"user@{os.getuid()}.service" for top in self.cgroups
+        ]
+        journald_cgroups = [top / "unitgate-journald.scope" for top in self.cgroups]
+        # journald needs cgroups of its own to tell units apart; without them, no journal.
+        journal = self.want_journal and bool(self.cgroups) and os.access(JOURNALD, os.X_OK)
+        log_dir = self.root / "log"
+        journald_conf = self.root / "journald.conf"
+        if journal:
+            log_dir.mkdir(exist_ok=True)
+            journald_conf.write_text(_JOURNALD_CONF, encoding="utf-8")
+            for cgroup in journald_cgroups:
+                cgroup.mkdir()
+            self.journal_directory = log_dir / "journal"
+        for cgroup in manager_cgroups:
+            cgroup.mkdir(parents=True)
+        paths = [str(p) for p in (*manager_cgroups, *journald_cgroups, log_dir, journald_conf)]
+        if any(char.isspace() for path in paths for char in path):
+            raise SandboxError("the sandbox's paths must not hold white space")
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
             notify.bind(str(notify_path))
             unshare = ["unshare", "--mount", "--propagation", "private"]
@@ -83,7 +148,10 @@ class UserManagerSandbox:
                     [
                         *unshare,
                         *("/bin/sh", "-c", _BOOT_SCRIPT, "unitgate-sandbox", SYSTEMD, TARGET),
-                        *(str(cgroup / "cgroup.procs") for cgroup in self.cgroups),
+                        str(journald_conf) if journal else "",
+                        str(log_dir) if journal else "",
+                        " ".join(str(c / "cgroup.procs") for c in journald_cgroups) if journal else "",
+                        " ".join(str(c / "cgroup.procs") for c in manager_cgroups),
                     ],
                     env=self._manager_env(notify_path),
                     stdin=subprocess.DEVNULL,
@@ -91,19 +159,19 @@ class UserManagerSandbox:
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
                 )
-            # The manager says READY=1 once the boot transaction is done: wait for that, not a clock.
+            # The manager's own READY=1 comes at basic.target, before the units of the sandbox's
+            # target; a last unit ordered after all of them says when they have started.
             deadline = time.monotonic() + timeout
             while True:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self._process.poll() is not None:
-                    self.stop()
                     raise SandboxError(f"systemd --user did not become ready:\n{self.log_tail()}")
                 notify.settimeout(min(remaining, 0.5))
                 try:
                     message = notify.recv(4096)
                 except TimeoutError:
                     continue
-                if b"READY=1" in message.split(b"\n"):
+                if READY_MESSAGE in message.split(b"\n"):
                     break
 
     def _manager_env(self, notify_path: Path) -> dict[str, str]:
@@ -122,16 +190,25 @@ class UserManagerSandbox:
             "LANG": "C.UTF-8",
         }
 
-    def _write_units(self) -> None:
+    def _write_units(self, notify_path: Path) -> None:
         self.runtime_dir.mkdir(mode=0o700, exist_ok=True)
         os.chmod(self.runtime_dir, 0o700)
         self.unit_dir.mkdir(parents=True, exist_ok=True)
         for name, body in self.units.items():
             (self.unit_dir / name).write_text(body, encoding="utf-8")
         # dbus.socket gives the manager a user bus ($XDG_RUNTIME_DIR/bus), as on a real login.
-        wants = " ".join(["dbus.socket", *self.start_units])
+        started = " ".join(["dbus.socket", *self.start_units])
+        notify = (
+            f"import socket; socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)"
+            f".sendto({READY_MESSAGE!r}, {str(notify_path)!r})"
+        )
+        (self.unit_dir / READY_UNIT).write_text(
+            f"[Unit]\nDescription=unitgate sandbox is up\nAfter={started}\n"
+            f'[Service]\nType=oneshot\nExecStart={sys.executable} -c "{notify}"\n',
+            encoding="utf-8",
+        )
         (self.unit_dir / TARGET).write_text(
-            f"[Unit]\nDescription=unitgate sandbox\nWants={wants}\n", encoding="utf-8"
+            f"[Unit]\nDescription=unitgate sandbox\nWants={started} {READY_UNIT}\n", encoding="utf-8"
         )
 
     def systemctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -208,18 +285,17 @@ def cgroup_mounts() -> list[Path]:
 
 
 def _make_cgroups(slice_name: str) -> list[Path]:
-    """A cgroup shaped like a real user manager's, `X.slice/user-UID.slice/user@UID.service`, in
-    every hierarchy systemd uses; none where we may not create cgroups (an unprivileged user)."""
-    uid = os.getuid()
+    """The sandbox's top cgroup, `X.slice`, in every hierarchy; none where we may not create
+    cgroups (an unprivileged user)."""
     made: list[Path] = []
     for mount in cgroup_mounts():
-        cgroup = mount / f"{slice_name}.slice" / f"user-{uid}.slice" / f"user@{uid}.service"
+        top = mount / f"{slice_name}.slice"
         try:
-            cgroup.mkdir(parents=True)
+            top.mkdir()
         except OSError:
             _remove_cgroups(made)
             return []
-        made.append(cgroup)
+        made.append(top)
     return made
 
 
@@ -232,10 +308,9 @@ def _cgroup_pids(cgroups: Iterable[Path]) -> set[int]:
     return pids
 
 
-def _remove_cgroups(cgroups: Iterable[Path]) -> None:
+def _remove_cgroups(tops: Iterable[Path]) -> None:
     """Remove each sandbox cgroup tree, deepest first, up to and including its top slice."""
-    for cgroup in cgroups:
-        top = cgroup.parent.parent
+    for top in tops:
         deadline = time.monotonic() + 5
         while top.exists():
             # Killed processes leave their cgroup once reaped, which can take a moment.

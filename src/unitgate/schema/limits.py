@@ -8,7 +8,7 @@ from typing import Any
 from graphql import FieldNode, GraphQLError, ValidationRule
 
 # Mutations that act on a service: at most one of them per document.
-GUARDED_MUTATIONS = frozenset({"restartService"})
+GUARDED_MUTATIONS = frozenset({"restartService", "reloadService"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,13 @@ class Query:
     service: types.ServiceResult = strawberry.field(
         resolver=resolvers.service, description="One allowlisted service by name."
     )
+    service_logs: types.ServiceLogsResult = strawberry.field(
+        resolver=resolvers.service_logs,
+        description=(
+            "A service's last `lines` journal lines, oldest first (0 to 500; more is read as 500). "
+            "Logs can hold secrets: operators only, and audited."
+        ),
+    )
 
 
 @strawberry.type
@@ -37,6 +44,10 @@ class Mutation:
     restart_service: types.RestartServiceResult = strawberry.mutation(
         resolver=resolvers.restart_service,
         description="Restart one allowlisted service; waits for systemd's job to finish.",
+    )
+    reload_service: types.ReloadServiceResult = strawberry.mutation(
+        resolver=resolvers.reload_service,
+        description="Reload one allowlisted service whose unit says CanReload=yes.",
     )
 
 
@@ -49,6 +60,14 @@ class Subscription:
             "omitted), then one event whenever activeState, subState, mainPid or loadState "
             "changes. A name that is not allowed or not installed yields its error and ends "
             "the stream."
+        ),
+    )
+    service_logs_followed: types.ServiceLogEvent = strawberry.subscription(  # type: ignore[assignment]
+        resolver=resolvers.service_logs_followed,
+        description=(
+            "A service's journal lines as they are written. With afterCursor (a LogLine's cursor), "
+            "first every line since that one, so a reconnecting client misses nothing. Operators "
+            "only. An error ends the stream."
         ),
     )
 
@@ -83,6 +102,11 @@ def build_schema(limits: DocumentLimits | None = None) -> strawberry.Schema:
             types.Forbidden,
             types.RestartInProgress,
             types.RateLimited,
+            types.ReloadFailed,
+            types.ReloadNotSupported,
+            types.JournalUnavailable,
+            types.InvalidCursor,
+            types.LogStreamLagged,
         ],
         # Factories, not instances: each operation gets its own extension objects. The caches
         # are bounded LRUs shared by all of them.

@@ -8,6 +8,7 @@ from typing import Annotated
 import strawberry
 
 from unitgate.schema.scalars import ByteCount
+from unitgate.services.journal import LogEntry
 from unitgate.services.status import UnitStatus
 
 _ECHO_LIMIT = 256
@@ -34,6 +35,9 @@ class ServiceStatus:
     unit_file_state: str | None = strawberry.field(
         description="systemd's UnitFileState, e.g. enabled, disabled, static."
     )
+    can_reload: bool = strawberry.field(
+        description="CanReload: whether reloadService works here (show the button)."
+    )
 
     @strawberry.field(description="Seconds since activeSince, at the time of the answer.")
     def uptime_seconds(self) -> int | None:
@@ -55,12 +59,47 @@ class ServiceStatus:
             active_since=status.active_since,
             restart_count=status.restart_count,
             unit_file_state=status.unit_file_state,
+            can_reload=status.can_reload,
         )
 
 
-@strawberry.type(description="The installed allowlisted services.")
+@strawberry.type(description="The installed allowlisted services, and how many are in which state.")
 class ServiceList:
     services: list[ServiceStatus]
+    total: int
+    active: int = strawberry.field(description="activeState active or reloading.")
+    failed: int
+    inactive: int = strawberry.field(description="activeState inactive or deactivating.")
+    activating: int
+
+
+@strawberry.type(description="One journal entry of a service.")
+class LogLine:
+    time: datetime = strawberry.field(description="When journald received it (UTC).")
+    priority: int | None = strawberry.field(description="syslog priority, 0 (emerg) to 7 (debug).")
+    pid: int | None
+    message: str = strawberry.field(description="Invalid UTF-8 is replaced with U+FFFD.")
+    cursor: str = strawberry.field(description="Pass as afterCursor to resume after this line.")
+
+    @classmethod
+    def from_entry(cls, entry: LogEntry) -> LogLine:
+        return cls(
+            time=entry.time,
+            priority=entry.priority,
+            pid=entry.pid,
+            message=entry.message,
+            cursor=entry.cursor,
+        )
+
+
+@strawberry.type(description="A service's most recent journal lines, oldest first.")
+class ServiceLogs:
+    lines: list[LogLine]
+
+
+@strawberry.type(description="The reload's job finished; `service` is the status after it.")
+class ReloadSucceeded:
+    service: ServiceStatus
 
 
 @strawberry.type(description="The restart's job finished; `service` is the status after it.")
@@ -93,6 +132,34 @@ class SystemctlTimeout(Error):
 class RestartFailed(Error):
     name: str
     exit_code: int
+    recent_logs: list[LogLine] = strawberry.field(description="The unit's last journal lines: the why.")
+
+
+@strawberry.type(description="systemctl reload failed; exitCode and message are systemctl's.")
+class ReloadFailed(Error):
+    name: str
+    exit_code: int
+    recent_logs: list[LogLine] = strawberry.field(description="The unit's last journal lines: the why.")
+
+
+@strawberry.type(description="The unit says CanReload=no; nothing ran.")
+class ReloadNotSupported(Error):
+    name: str
+
+
+@strawberry.type(description="journalctl is missing or cannot read the journal.")
+class JournalUnavailable(Error):
+    pass
+
+
+@strawberry.type(description="afterCursor is not a cursor the journal gave.")
+class InvalidCursor(Error):
+    pass
+
+
+@strawberry.type(description="This log stream fell behind and ended; subscribe again with afterCursor.")
+class LogStreamLagged(Error):
+    last_cursor: str | None = strawberry.field(description="The last line delivered; resume after it.")
 
 
 @strawberry.type(description="systemctl is missing or no systemd manager answers.")
@@ -135,6 +202,41 @@ RestartServiceResult = Annotated[
     | RestartInProgress
     | RateLimited,
     strawberry.union("RestartServiceResult"),
+]
+ReloadServiceResult = Annotated[
+    ReloadSucceeded
+    | ServiceNotAllowed
+    | ServiceNotFound
+    | SystemctlTimeout
+    | ReloadFailed
+    | ReloadNotSupported
+    | SystemdUnavailable
+    | Forbidden
+    | RestartInProgress
+    | RateLimited,
+    strawberry.union("ReloadServiceResult"),
+]
+ServiceLogsResult = Annotated[
+    ServiceLogs
+    | ServiceNotAllowed
+    | ServiceNotFound
+    | JournalUnavailable
+    | SystemctlTimeout
+    | SystemdUnavailable
+    | Forbidden,
+    strawberry.union("ServiceLogsResult"),
+]
+ServiceLogEvent = Annotated[
+    LogLine
+    | ServiceNotAllowed
+    | ServiceNotFound
+    | JournalUnavailable
+    | SystemctlTimeout
+    | SystemdUnavailable
+    | Forbidden
+    | InvalidCursor
+    | LogStreamLagged,
+    strawberry.union("ServiceLogEvent"),
 ]
 ServiceStatusEvent = Annotated[
     ServiceStatus | ServiceNotAllowed | ServiceNotFound | SystemctlTimeout | SystemdUnavailable,

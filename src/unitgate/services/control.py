@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Iterator, Sequence
 from dataclasses import dataclass
 
 from unitgate.services import errors
@@ -12,12 +13,16 @@ from unitgate.services.allowlist import Allowlist
 from unitgate.services.audit import AuditLog, AuditRecord, now
 from unitgate.services.errors import ServiceNotFound, UnitgateError
 from unitgate.services.guard import RateLimit, RestartGuard
+from unitgate.services.journal import Journal, LogEntry, check_cursor
+from unitgate.services.log_follower import LogFollowers
 from unitgate.services.singleflight import SingleFlight
-from unitgate.services.status import UnitStatus
-from unitgate.services.systemctl import Systemctl
+from unitgate.services.status import StateCounts, UnitStatus, count_states
+from unitgate.services.systemctl import Systemctl, UnitVerb
 from unitgate.services.watcher import StatusWatcher, UnitSignals, WatcherTimings
 
 StatusEvent = UnitStatus | UnitgateError
+LogEvent = LogEntry | UnitgateError
+RECENT_LOG_LINES = 10  # carried by RestartFailed and ReloadFailed
 
 # What the audit log says of each way a restart can end.
 _OUTCOMES: dict[type[UnitgateError], str] = {
@@ -27,6 +32,10 @@ _OUTCOMES: dict[type[UnitgateError], str] = {
     errors.RestartInProgress: "in_progress",
     errors.RateLimited: "rate_limited",
     errors.RestartFailed: "failed",
+    errors.ReloadFailed: "failed",
+    errors.ReloadNotSupported: "not_supported",
+    errors.JournalUnavailable: "journal_unavailable",
+    errors.InvalidCursor: "invalid_cursor",
     errors.SystemctlTimeout: "timeout",
     errors.SystemdUnavailable: "unavailable",
 }
@@ -47,9 +56,12 @@ class ServiceControl:
         timings: WatcherTimings,
         restart_limit: RateLimit,
         audit: AuditLog,
+        journal: Journal,
         signals: UnitSignals | None = None,
     ) -> None:
         self.systemctl = systemctl
+        self.journal = journal
+        self.followers = LogFollowers(journal, systemctl._runner)
         self.guard = RestartGuard(restart_limit)
         self.audit = audit
         self.reads: SingleFlight[tuple[str, ...], list[UnitStatus]] = SingleFlight()
@@ -78,6 +90,10 @@ class ServiceControl:
     async def list_installed(self) -> list[UnitStatus]:
         return [status for status in await self._read_all() if status.installed]
 
+    @staticmethod
+    def counts(statuses: Sequence[UnitStatus]) -> StateCounts:
+        return count_states(statuses)
+
     async def get(self, name: str) -> UnitStatus:
         (status,) = await self.get_many([name])
         if isinstance(status, UnitgateError):
@@ -100,17 +116,32 @@ class ServiceControl:
         return [outcomes[name] for name in names]
 
     async def restart(self, name: str, actor: Actor) -> UnitStatus:
-        """Restart one service for `actor`: role, allowlist, lock and rate limit first; every
-        attempt, refused or not, is audited."""
+        return await self._act(UnitVerb.RESTART, name, actor)
+
+    async def reload(self, name: str, actor: Actor) -> UnitStatus:
+        """Reload a service whose unit says CanReload=yes; ReloadNotSupported elsewhere."""
+        return await self._act(UnitVerb.RELOAD, name, actor)
+
+    async def _act(self, verb: UnitVerb, name: str, actor: Actor) -> UnitStatus:
+        """Role, allowlist, lock and rate limit first; every attempt, refused or not, is audited."""
         started = time.monotonic()
         outcome = "cancelled"
         try:
             if not actor.role.may_restart():
-                raise errors.Forbidden(actor.role, "restart services")
+                raise errors.Forbidden(actor.role, f"{verb} services")
             checked = self.allowlist.require(name)
+            if verb is UnitVerb.RELOAD:
+                (current,) = await self.statuses([checked])
+                if not current.installed:
+                    raise ServiceNotFound(checked)
+                if not current.can_reload:
+                    raise errors.ReloadNotSupported(checked)
             with self.guard.admit(checked):
                 try:
-                    status = await self.systemctl.restart(checked)
+                    status = await self.systemctl.act(verb, checked)
+                except errors.ActionFailed as failure:
+                    failure.recent_logs = list(await self._recent_logs_for_failure(checked))
+                    raise
                 finally:
                     # Whatever the outcome, the unit may have moved: let live dashboards see it now.
                     self.watcher.refresh()
@@ -124,7 +155,66 @@ class ServiceControl:
             raise
         finally:
             duration_ms = round((time.monotonic() - started) * 1000)
-            self.audit.record(AuditRecord(now(), actor, "restart", name, outcome, duration_ms))
+            self.audit.record(AuditRecord(now(), actor, str(verb), name, outcome, duration_ms))
+
+    async def _recent_logs_for_failure(self, name: str) -> list[LogEntry]:
+        # The reason a restart failed is worth one more process; no log is no reason to fail more.
+        try:
+            return await self.journal.recent(name, RECENT_LOG_LINES)
+        except UnitgateError:
+            return []
+
+    async def logs(self, name: str, lines: int, actor: Actor) -> list[LogEntry]:
+        """The last `lines` journal lines of one service. Logs can hold secrets: operators only,
+        and audited."""
+        with self._audited("logs", name, actor):
+            checked = self._require_log_access(name, actor)
+            (status,) = await self.statuses([checked])
+            if not status.installed:
+                raise ServiceNotFound(checked)
+            return await self.journal.recent(checked, lines)
+
+    async def follow_logs(
+        self, name: str, actor: Actor, after_cursor: str | None = None
+    ) -> AsyncGenerator[LogEvent, None]:
+        """New journal lines of one service as they are written; with `after_cursor`, first every
+        line since that one. An error ends the stream."""
+        try:
+            with self._audited("follow_logs", name, actor):
+                checked = self._require_log_access(name, actor)
+                if after_cursor is not None:
+                    check_cursor(after_cursor)
+                (status,) = await self.statuses([checked])
+                if not status.installed:
+                    raise ServiceNotFound(checked)
+        except UnitgateError as refused:
+            yield refused
+            return
+        try:
+            async with self.followers.follow(checked, after_cursor) as subscription:
+                async for item in subscription:
+                    yield item
+        except UnitgateError as failure:
+            yield failure
+
+    def _require_log_access(self, name: str, actor: Actor) -> str:
+        if not actor.role.may_restart():
+            raise errors.Forbidden(actor.role, "read service logs")
+        return self.allowlist.require(name)
+
+    @contextlib.contextmanager
+    def _audited(self, action: str, name: str, actor: Actor) -> Iterator[None]:
+        started = time.monotonic()
+        outcome = "error"
+        try:
+            yield
+            outcome = "succeeded"
+        except UnitgateError as error:
+            outcome = _OUTCOMES.get(type(error), "error")
+            raise
+        finally:
+            duration_ms = round((time.monotonic() - started) * 1000)
+            self.audit.record(AuditRecord(now(), actor, action, name, outcome, duration_ms))
 
     async def status_events(self, names: Sequence[str] | None) -> AsyncGenerator[StatusEvent, None]:
         """The current status of each requested service, then one event per change.

@@ -33,12 +33,39 @@ class SystemdUnavailable(UnitgateError):
         super().__init__(f"systemd is unavailable: {reason}")
 
 
-class RestartFailed(UnitgateError):
+class ActionFailed(UnitgateError):
+    """systemctl restart/reload exited non-zero; `recent_logs` is filled in by the caller."""
+
+    verb = "action"
+
     def __init__(self, name: str, exit_code: int, detail: str) -> None:
         self.name = name
         self.exit_code = exit_code
         self.detail = detail
-        super().__init__(f"restart of {name!r} failed (exit code {exit_code}): {detail}")
+        self.recent_logs: list[object] = []
+        super().__init__(f"{self.verb} of {name!r} failed (exit code {exit_code}): {detail}")
+
+
+class RestartFailed(ActionFailed):
+    verb = "restart"
+
+
+class ReloadFailed(ActionFailed):
+    verb = "reload"
+
+
+class ReloadNotSupported(UnitgateError):
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"service {name!r} does not support reload (CanReload=no)")
+
+
+class LogStreamLagged(UnitgateError):
+    """A log follower fell too far behind; it resumes without a gap from `last_cursor`."""
+
+    def __init__(self, last_cursor: str | None) -> None:
+        self.last_cursor = last_cursor
+        super().__init__("the log stream fell behind; subscribe again with afterCursor set to lastCursor")
 
 
 def _shorten(text: str, limit: int = 64) -> str:
@@ -55,11 +82,22 @@ class Forbidden(UnitgateError):
 class RestartInProgress(UnitgateError):
     def __init__(self, name: str) -> None:
         self.name = name
-        super().__init__(f"a restart of {name!r} is already in progress")
+        super().__init__(f"a restart or reload of {name!r} is already in progress")
 
 
 class RateLimited(UnitgateError):
     def __init__(self, name: str, retry_after_seconds: float) -> None:
         self.name = name
         self.retry_after_seconds = retry_after_seconds
-        super().__init__(f"too many restarts of {name!r}; retry in {retry_after_seconds:.0f} s")
+        super().__init__(f"too many restarts or reloads of {name!r}; retry in {retry_after_seconds:.0f} s")
+
+
+class JournalUnavailable(UnitgateError):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"the journal is unavailable: {reason}")
+
+
+class InvalidCursor(UnitgateError):
+    def __init__(self) -> None:
+        super().__init__("the cursor is not one the journal gave")

@@ -76,6 +76,31 @@ class ProcessRunner:
                 await _kill_and_reap(process)
         return CompletedCommand(tuple(argv), returncode, stdout, stderr, out_cut or err_cut)
 
+    async def spawn_stream(self, argv: Sequence[str], line_limit: int) -> asyncio.subprocess.Process:
+        """Start a long-running child whose stdout the caller reads line by line (up to
+        `line_limit` bytes a line); the caller ends it with `terminate`."""
+        if not isinstance(argv, list | tuple) or not argv or not all(isinstance(a, str) for a in argv):
+            raise TypeError("argv must be a non-empty list of strings")
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.DEVNULL,
+                env=self._env,
+                start_new_session=True,
+                limit=line_limit,
+            )
+        except OSError as error:
+            raise CommandNotStarted(f"cannot run {argv[0]}: {error.strerror or error}") from error
+        self.spawned += 1
+        return process
+
+    @staticmethod
+    async def terminate(process: asyncio.subprocess.Process) -> None:
+        if process.returncode is None:
+            await _kill_and_reap(process)
+
 
 async def _read_capped(stream: asyncio.StreamReader, cap: int) -> tuple[bytes, bool]:
     """Read to EOF but keep at most `cap` bytes, so a chatty child can neither block nor bloat us."""

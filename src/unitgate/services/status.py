@@ -68,6 +68,29 @@ class UnitStatus:
         return max(0, int((now - self.active_since).total_seconds()))
 
 
+@dataclass(frozen=True, slots=True)
+class StateCounts:
+    """For a dashboard's header ("2 services have failed"). `active` includes reloading and
+    `inactive` includes deactivating, so the four states add up to `total`."""
+
+    total: int
+    active: int
+    failed: int
+    inactive: int
+    activating: int
+
+
+def count_states(statuses: Sequence[UnitStatus]) -> StateCounts:
+    states = [status.active_state for status in statuses]
+    return StateCounts(
+        total=len(states),
+        active=sum(state in _ACTIVE_STATES for state in states),
+        failed=states.count("failed"),
+        inactive=sum(state in ("inactive", "deactivating") for state in states),
+        activating=states.count("activating"),
+    )
+
+
 class ShowOutputError(ValueError):
     """systemctl printed something that does not have the shape of `show` output."""
 

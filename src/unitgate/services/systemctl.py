@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from unitgate.services.allowlist import Allowlist, unit_for
 from unitgate.services.errors import (
+    ActionFailed,
+    ReloadFailed,
     RestartFailed,
     ServiceNotFound,
     SystemctlTimeout,
@@ -34,6 +36,19 @@ _MESSAGE_CAP = 2000
 class Scope(enum.StrEnum):
     SYSTEM = "system"
     USER = "user"
+
+
+class UnitVerb(enum.StrEnum):
+    """What unitgate may ask systemd to do to an allowlisted unit, and nothing else."""
+
+    RESTART = "restart"
+    RELOAD = "reload"
+
+
+_FAILURES: dict[UnitVerb, type[ActionFailed]] = {
+    UnitVerb.RESTART: RestartFailed,
+    UnitVerb.RELOAD: ReloadFailed,
+}
 
 
 class RestartVia(enum.StrEnum):
@@ -121,8 +136,8 @@ class Systemctl:
             raise SystemdUnavailable(_first_line(result) or f"systemctl exited {result.returncode}")
         return parse_show_output(result.stdout.decode("utf-8", "replace"), checked, clock)
 
-    async def restart(self, name: str) -> UnitStatus:
-        """Restart one unit and return its status once systemd reports the job done."""
+    async def act(self, verb: UnitVerb, name: str) -> UnitStatus:
+        """Restart or reload one unit and return its status once systemd reports the job done."""
         checked = self.allowlist.require(name)
         unit = unit_for(checked)
         if self._restart_via is RestartVia.SUDO:
@@ -130,17 +145,20 @@ class Systemctl:
             argv = [self.options.sudo_path, "-n", self.options.systemctl_path]
             if self.options.scope is Scope.USER:
                 argv.append("--user")
-            argv += ["restart", unit]
+            argv += [str(verb), unit]
         else:
-            argv = self._argv("--no-ask-password", "restart", unit)
-        result = await self._run(argv, "restart", self.options.restart_timeout)
+            argv = self._argv("--no-ask-password", str(verb), unit)
+        result = await self._run(argv, str(verb), self.options.restart_timeout)
         # One look decides both "what went wrong" and "what is it now".
         (status,) = await self.show([checked])
         if not status.installed:
             raise ServiceNotFound(checked)
         if result.returncode != 0:
-            raise RestartFailed(checked, result.returncode, _message(result))
+            raise _FAILURES[verb](checked, result.returncode, _message(result))
         return status
+
+    async def restart(self, name: str) -> UnitStatus:
+        return await self.act(UnitVerb.RESTART, name)
 
     async def manager_version(self) -> str:
         """The manager's version; proves that systemctl runs and a manager answers."""

@@ -1,0 +1,162 @@
+"""One `journalctl -f` per unit, shared by all who follow that unit's log, ended with the last."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from unitgate.services.errors import JournalUnavailable, LogStreamLagged, UnitgateError
+from unitgate.services.journal import MAX_LINES, Journal, LogEntry, parse_entry
+from unitgate.services.runner import CommandNotStarted, ProcessRunner
+
+log = logging.getLogger(__name__)
+
+_LINE_LIMIT = 4 * 1024 * 1024  # -a prints whole fields; a longer line is skipped, not fatal
+QUEUE_LIMIT = 1000  # lines a slow follower may be behind before it is told to resume
+
+
+class LogSubscription:
+    """What one follower receives: entries, then perhaps one error that ends it."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[LogEntry | UnitgateError] = asyncio.Queue(maxsize=QUEUE_LIMIT + 1)
+        self.last_cursor: str | None = None
+        self.closed = False
+
+    def offer(self, item: LogEntry | UnitgateError) -> None:
+        if self.closed:
+            return
+        if isinstance(item, UnitgateError) or self.queue.qsize() >= QUEUE_LIMIT:
+            # Bounded: a follower that cannot keep up is ended with where to resume from.
+            if not isinstance(item, UnitgateError):
+                item = LogStreamLagged(self.last_cursor)
+            self.closed = True
+        else:
+            self.last_cursor = item.cursor
+        self.queue.put_nowait(item)
+
+    async def __aiter__(self) -> AsyncIterator[LogEntry | UnitgateError]:
+        while True:
+            item = await self.queue.get()
+            yield item
+            if isinstance(item, UnitgateError):
+                return
+
+
+class _Follower:
+    def __init__(self, name: str, journal: Journal, runner: ProcessRunner) -> None:
+        self.name = name
+        self.subscribers: set[LogSubscription] = set()
+        self._journal = journal
+        self._runner = runner
+        self._process: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        # Start right after the newest entry there is, so nothing written from now on is missed.
+        newest = await self._journal.recent(self.name, 1)
+        extra = ["-f", f"--after-cursor={newest[-1].cursor}"] if newest else ["-f", "-n", "all"]
+        try:
+            self._process = await self._runner.spawn_stream(
+                self._journal.argv(self.name, *extra), _LINE_LIMIT
+            )
+        except CommandNotStarted as error:
+            raise JournalUnavailable(str(error)) from None
+        self._reader = asyncio.create_task(self._read(self._process), name=f"unitgate-logs-{self.name}")
+
+    async def _read(self, process: asyncio.subprocess.Process) -> None:
+        assert process.stdout is not None
+        while True:
+            try:
+                line = await process.stdout.readline()
+            except ValueError:  # longer than _LINE_LIMIT: drop what is left of it
+                with contextlib.suppress(Exception):
+                    await process.stdout.readuntil(b"\n")
+                continue
+            if not line:
+                break
+            entry = parse_entry(line)
+            if entry is not None:
+                for subscriber in list(self.subscribers):
+                    subscriber.offer(entry)
+        await process.wait()
+        for subscriber in list(self.subscribers):
+            subscriber.offer(JournalUnavailable(f"journalctl -f exited {process.returncode}"))
+
+    async def stop(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        if self._process is not None:
+            await self._runner.terminate(self._process)
+
+
+class LogFollowers:
+    def __init__(self, journal: Journal, runner: ProcessRunner) -> None:
+        self._journal = journal
+        self._runner = runner
+        self._followers: dict[str, _Follower] = {}
+        self._starting: dict[str, asyncio.Future[_Follower]] = {}
+
+    def processes(self) -> int:
+        return len(self._followers)
+
+    @contextlib.asynccontextmanager
+    async def follow(self, name: str, after_cursor: str | None = None) -> AsyncIterator[LogSubscription]:
+        """Subscribe to `name`'s new lines; with `after_cursor`, first the lines since then
+        (read after subscribing, and deduplicated, so the two join without a gap)."""
+        follower = await self._follower(name)
+        subscription = LogSubscription()
+        follower.subscribers.add(subscription)
+        try:
+            if after_cursor is not None:
+                await self._catch_up(name, after_cursor, subscription)
+            yield subscription
+        finally:
+            follower.subscribers.discard(subscription)
+            if not follower.subscribers and self._followers.get(name) is follower:
+                del self._followers[name]
+                await follower.stop()
+
+    async def _follower(self, name: str) -> _Follower:
+        follower = self._followers.get(name)
+        if follower is not None:
+            return follower
+        starting = self._starting.get(name)
+        if starting is not None:  # someone else is starting it: share theirs
+            return await asyncio.shield(starting)
+        future: asyncio.Future[_Follower] = asyncio.get_running_loop().create_future()
+        self._starting[name] = future
+        try:
+            follower = _Follower(name, self._journal, self._runner)
+            await follower.start()
+            self._followers[name] = follower
+            future.set_result(follower)
+            return follower
+        except BaseException as error:
+            future.set_exception(error)
+            future.exception()  # retrieved: waiters get it, nobody else needs to
+            raise
+        finally:
+            del self._starting[name]
+
+    async def _catch_up(self, name: str, after_cursor: str, subscription: LogSubscription) -> None:
+        backlog, complete = await self._journal.since(name, after_cursor)
+        live = []
+        while not subscription.queue.empty():
+            live.append(subscription.queue.get_nowait())
+        seen = {entry.cursor for entry in backlog}
+        subscription.last_cursor = None
+        for entry in backlog:
+            subscription.offer(entry)
+        if not complete:
+            subscription.offer(LogStreamLagged(subscription.last_cursor))
+        for item in live:
+            if isinstance(item, UnitgateError) or item.cursor not in seen:
+                subscription.offer(item)
+
+
+__all__ = ["MAX_LINES", "QUEUE_LIMIT", "LogFollowers", "LogSubscription"]
