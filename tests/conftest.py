@@ -60,6 +60,7 @@ async def make_control(sandbox: UserManagerSandbox) -> AsyncIterator[Callable[..
     made: list[ServiceControl] = []
 
     def make(environ: dict[str, str] | None = None, **overrides: Any) -> ServiceControl:
+        overrides.setdefault("journal_directory", str(sandbox.journal_directory))
         control = build_control(sandbox_settings(**overrides), sandbox.env if environ is None else environ)
         made.append(control)
         return control
@@ -127,7 +128,7 @@ def serve(app: Any, control: ServiceControl) -> Iterator[RunningServer]:
 @pytest.fixture(scope="session")
 def server(sandbox: UserManagerSandbox) -> Iterator[RunningServer]:
     """unitgate under uvicorn on a real port, as a dashboard would reach it."""
-    settings = sandbox_settings()
+    settings = sandbox_settings(journal_directory=str(sandbox.journal_directory))
     control = build_control(settings, sandbox.env)
     with serve(create_app(settings, control), control) as running:
         yield running
@@ -139,6 +140,7 @@ def make_server(sandbox: UserManagerSandbox) -> Iterator[Callable[..., RunningSe
     with contextlib.ExitStack() as stack:
 
         def make(**overrides: Any) -> RunningServer:
+            overrides.setdefault("journal_directory", str(sandbox.journal_directory))
             settings = sandbox_settings(**overrides)
             control = build_control(settings, sandbox.env)
             return stack.enter_context(serve(create_app(settings, control), control))

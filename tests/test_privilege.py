@@ -54,8 +54,9 @@ def test_sudoers_syntax(sudoers: Path) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(DEFAULT_ALLOWLIST))
-def test_sudoers_allows_each_allowlisted_restart(sudoers: Path, name: str) -> None:
+def test_sudoers_allows_each_allowlisted_restart_and_reload(sudoers: Path, name: str) -> None:
     assert sudo_allows(sudoers, f"{SYSTEMCTL} restart {name}.service")
+    assert sudo_allows(sudoers, f"{SYSTEMCTL} reload {name}.service")
 
 
 @pytest.mark.parametrize(
@@ -63,6 +64,8 @@ def test_sudoers_allows_each_allowlisted_restart(sudoers: Path, name: str) -> No
     [
         f"{SYSTEMCTL} restart ssh.service",
         f"{SYSTEMCTL} stop nginx.service",
+        f"{SYSTEMCTL} reload ssh.service",
+        f"{SYSTEMCTL} reload-or-restart nginx.service",
         f"{SYSTEMCTL} restart nginx",
         f"{SYSTEMCTL} restart nginx.service ssh.service",
         f"{SYSTEMCTL} --user restart nginx.service",
@@ -122,12 +125,13 @@ def polkit_decisions(rule: str, tmp_path: Path, cases: list[tuple[str, str, str,
     return decisions
 
 
-def test_polkit_rule_allows_exactly_restart_of_allowlisted_units(tmp_path: Path) -> None:
+def test_polkit_rule_allows_exactly_restart_and_reload_of_allowlisted_units(tmp_path: Path) -> None:
     rule = unitgate("polkit-rule", "--user", "unitgate").stdout
     manage = "org.freedesktop.systemd1.manage-units"
     cases = [
         (manage, "unitgate", "nginx.service", "restart"),
         (manage, "unitgate", "mariadb.service", "restart"),
+        (manage, "unitgate", "nginx.service", "reload"),
         (manage, "unitgate", "nginx.service", "stop"),
         (manage, "unitgate", "nginx.service", "start"),
         (manage, "unitgate", "ssh.service", "restart"),
@@ -136,7 +140,7 @@ def test_polkit_rule_allows_exactly_restart_of_allowlisted_units(tmp_path: Path)
         ("org.freedesktop.systemd1.manage-unit-files", "unitgate", "nginx.service", "restart"),
         ("org.freedesktop.login1.reboot", "unitgate", "nginx.service", "restart"),
     ]
-    assert polkit_decisions(rule, tmp_path, cases) == ["yes", "yes"] + [None] * 7
+    assert polkit_decisions(rule, tmp_path, cases) == ["yes", "yes", "yes"] + [None] * 7
 
 
 def test_polkit_rule_names_the_allowlist() -> None:

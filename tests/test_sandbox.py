@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from tests.services.test_runner import running
 from tests.units import HEALTHY
@@ -46,3 +47,27 @@ def test_the_host_sees_none_of_the_sandbox_mounts(sandbox: UserManagerSandbox) -
         assert [line for line in mounts if " /run/systemd " in line and " - tmpfs " in line]
     with open("/proc/self/mountinfo") as mounts:
         assert not [line for line in mounts if " /run/systemd " in line and " - tmpfs " in line]
+
+
+def host_journal_state() -> dict[str, list[str]]:
+    places = [Path("/run/log"), Path("/var/log/journal"), Path("/run/systemd")]
+    return {
+        str(place): sorted(str(p) for p in place.rglob("*")) if place.exists() else [] for place in places
+    }
+
+
+def test_own_journal_leaves_the_hosts_as_it_was() -> None:
+    before = host_journal_state()
+    with UserManagerSandbox(UNIT, start=UNIT) as other:
+        assert other.journal_directory is not None
+        assert other.journal_directory.is_relative_to(other.root)
+        journald = [
+            pid
+            for pid in descendants(other.pid or 0)
+            if Path(f"/proc/{pid}/comm").read_text().strip() == "systemd-journal"
+        ]
+        assert len(journald) == 1
+        assert host_journal_state() == before  # the journal lives in the sandbox's folder
+        assert list(other.journal_directory.rglob("*.journal"))
+    assert not running(journald[0])
+    assert host_journal_state() == before

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 HEALTHY = "nginx"  # restarted by the tests
@@ -9,6 +10,8 @@ CRASHY = "postfix"  # its main process gets killed; systemd brings it back
 FAILING = "php8.2-fpm"  # its start (and so every restart) fails
 HANGING = "mariadb"  # its restart hangs until the job is cancelled
 MISSING = "redis-server"  # allowlisted, never installed
+LOGGY = "fail2ban"  # writes a long line and invalid UTF-8 to its journal at every start
+LONG_LINE = "x" * 5000
 
 UNITS: dict[str, str] = {
     f"{HEALTHY}.service": (
@@ -30,10 +33,18 @@ UNITS: dict[str, str] = {
         "[Service]\nExecStartPre=/bin/sleep infinity\nExecStart=/bin/sleep infinity\n"
         "TimeoutStartSec=infinity\n"
     ),
+    # One long-lived process writes it all: journald tags a line with its unit by the sender's
+    # cgroup, which a short-lived helper (tr, head) may have left before the line is read.
+    f"{LOGGY}.service": (
+        "[Unit]\nDescription=Test service with a lot to say\nStartLimitIntervalSec=0\n"
+        f'[Service]\nExecStart={sys.executable} -c "import sys, time; out = sys.stdout.buffer; '
+        "out.write(b'started\\\\n' + b'x' * 5000 + b'\\\\nbad \\\\xff\\\\xfe bytes\\\\n'); out.flush(); "
+        'time.sleep(1e9)"\n'
+    ),
 }
 
 # Booted with the sandbox; the hanging one is not, or boot would never finish.
-STARTED = [f"{HEALTHY}.service", f"{CRASHY}.service", f"{FAILING}.service"]
+STARTED = [f"{HEALTHY}.service", f"{CRASHY}.service", f"{FAILING}.service", f"{LOGGY}.service"]
 
 
 def starts(runtime_dir: Path) -> int:
