@@ -8,7 +8,7 @@ from collections.abc import AsyncGenerator
 import pytest
 
 from tests.conftest import OPERATOR
-from tests.units import CRASHY, FAILING, HANGING, HEALTHY, MISSING
+from tests.units import CRASHY, FAILING, HANGING, HEALTHY, LOGGY, MISSING
 from unitgate.sandbox import UserManagerSandbox
 from unitgate.services.control import ServiceControl, StatusEvent
 from unitgate.services.errors import ServiceNotAllowed, ServiceNotFound
@@ -59,10 +59,10 @@ async def test_event_after_main_process_is_killed(
 async def test_no_names_follows_every_installed_service(control: ServiceControl) -> None:
     events = control.status_events(None)
     try:
-        names = [(await next_status(events)).name for _ in range(4)]
+        names = [(await next_status(events)).name for _ in range(5)]
     finally:
         await events.aclose()
-    assert names == sorted([CRASHY, HANGING, HEALTHY, FAILING])
+    assert names == sorted([CRASHY, HANGING, HEALTHY, FAILING, LOGGY])
 
 
 @pytest.mark.parametrize(
