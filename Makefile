@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench lint system-deps schema clean
+.PHONY: demo test bench lint system-deps node-deps schema clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,14 @@ $(STAMP): pyproject.toml
 system-deps:
 	@scripts/system-deps
 
+# The graphql-http audit suite the tests run, at the exact versions of its package.json.
+NODE_STAMP := tests/http_audit/node_modules/.installed
+$(NODE_STAMP): tests/http_audit/package.json
+	npm install --prefix tests/http_audit --no-package-lock --no-audit --no-fund --silent
+	touch $@
+
+node-deps: system-deps $(NODE_STAMP)
+
 demo: $(STAMP) system-deps
 	$(BIN)/unitgate demo $(if $(PORT),--port $(PORT))
 
@@ -23,7 +31,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-test: $(STAMP) system-deps lint
+test: $(STAMP) system-deps node-deps lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: $(STAMP) system-deps

@@ -15,7 +15,9 @@ from starlette.websockets import WebSocket
 from strawberry import Schema
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http import GraphQLHTTPResponse
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.types import ExecutionResult
 
 from unitgate.auth import Authenticator
 from unitgate.resolvers import Context
@@ -23,6 +25,9 @@ from unitgate.services.access import Actor, Role
 from unitgate.services.control import ServiceControl
 
 log = logging.getLogger(__name__)
+
+GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+APPLICATION_JSON = "application/json"
 
 # Used when the server runs with --insecure-no-auth (loopback only) or as the demo.
 ANONYMOUS_ROLE = Role.OPERATOR
@@ -95,6 +100,34 @@ class UnitgateGraphQL(GraphQL[Context, None]):
         finally:
             self.open_websockets -= 1
 
+    # GraphQL over HTTP: application/graphql-response+json when the client prefers it, with 400
+    # and no `data` for requests that never reached execution; application/json stays as it was.
+    async def get_sub_response(self, request: Request | WebSocket) -> Response:
+        sub_response = await super().get_sub_response(request)
+        sub_response.media_type = negotiate_media_type(request.headers.get("accept"))
+        request.state.unitgate_sub_response = sub_response
+        return sub_response
+
+    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+        response = await super().process_result(request, result)
+        sub_response = getattr(request.state, "unitgate_sub_response", None)
+        if (
+            sub_response is not None
+            and sub_response.media_type == GRAPHQL_RESPONSE_JSON
+            and is_request_error(result)
+        ):
+            response.pop("data", None)
+            sub_response.status_code = 400
+        return response
+
+    def create_response(
+        self, response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse], sub_response: Response
+    ) -> Response:
+        response = super().create_response(response_data, sub_response)
+        if sub_response.media_type == GRAPHQL_RESPONSE_JSON:
+            response.headers["content-type"] = f"{GRAPHQL_RESPONSE_JSON}; charset=utf-8"
+        return response
+
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
         actor = request.scope.get("state", {}).get("actor") if isinstance(request, Request) else None
         return Context(control=self.control, actor=actor, address=client_address(request))
@@ -107,6 +140,39 @@ class UnitgateGraphQL(GraphQL[Context, None]):
         if actor is None:
             raise ConnectionRejectionError({"message": _UNAUTHENTICATED})
         context.actor = actor
+
+
+def negotiate_media_type(accept: str | None) -> str:
+    """The response type for an Accept header: graphql-response+json only when asked for by
+    name, at least as strongly as application/json; anything else (no header, */*) gets the
+    application/json that legacy clients expect."""
+    if not accept:
+        return APPLICATION_JSON
+    weights: dict[str, float] = {}
+    for part in accept.split(","):
+        media, *params = (piece.strip() for piece in part.split(";"))
+        quality = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        media = media.lower()
+        weights[media] = max(weights.get(media, 0.0), quality)
+    modern = weights.get(GRAPHQL_RESPONSE_JSON, 0.0)
+    legacy = max(
+        weights.get(APPLICATION_JSON, 0.0), weights.get("application/*", 0.0), weights.get("*/*", 0.0)
+    )
+    return GRAPHQL_RESPONSE_JSON if modern > 0 and modern >= legacy else APPLICATION_JSON
+
+
+def is_request_error(result: ExecutionResult) -> bool:
+    """Parse, validation and variable-coercion errors: no data, and no error tied to a field."""
+    return (
+        result.data is None and bool(result.errors) and all(not error.path for error in result.errors or ())
+    )
 
 
 def authenticate(
