@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
 import os
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -13,10 +14,12 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Send
 from starlette.types import Scope as ASGIScope
 
+from unitgate import graphiql_assets
 from unitgate.auth import Authenticator
 from unitgate.config import Settings
 from unitgate.graphql_view import AuthGate, UnitgateGraphQL
@@ -28,6 +31,8 @@ from unitgate.services.journal import Journal
 from unitgate.services.runner import ProcessRunner
 from unitgate.services.systemctl import Scope, Systemctl, systemctl_environment
 from unitgate.services.systemd_bus import SystemdSignals, bus_address
+
+log = logging.getLogger(__name__)
 
 
 def build_control(settings: Settings, environ: Mapping[str, str] | None = None) -> ServiceControl:
@@ -76,6 +81,19 @@ def create_app(settings: Settings, control: ServiceControl | None = None) -> Sta
             max_tokens=settings.max_tokens,
         )
     )
+    assets_dir = (
+        Path(settings.graphiql_assets_dir) if settings.graphiql_assets_dir else graphiql_assets.DEFAULT_DIR
+    )
+    absent = graphiql_assets.missing(
+        assets_dir, graphiql_assets.page_assets(graphiql_assets.strawberry_page())
+    )
+    if absent:
+        log.warning(
+            "GraphiQL's files are not in %s (%d missing), so the page loads them from a CDN; "
+            "`unitgate graphiql-assets` fetches them",
+            assets_dir,
+            len(absent),
+        )
     graphql = UnitgateGraphQL(
         schema,
         control,
@@ -84,6 +102,7 @@ def create_app(settings: Settings, control: ServiceControl | None = None) -> Sta
         max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
         max_websocket_connections=settings.max_websocket_connections,
         connection_init_timeout=settings.connection_init_timeout,
+        offline_ide=not absent,
     )
 
     async def healthz(request: Request) -> JSONResponse:
@@ -124,6 +143,11 @@ def create_app(settings: Settings, control: ServiceControl | None = None) -> Sta
         routes=[
             Route("/graphql", AuthGate(graphql, authenticator)),
             Route("/healthz", healthz, methods=["GET"]),
+            Mount(
+                graphiql_assets.URL_PREFIX.rstrip("/"),
+                StaticFiles(directory=assets_dir, check_dir=False),
+                name="graphiql-assets",
+            ),
             Route("/", root, methods=["GET"]),
         ],
         middleware=middleware,

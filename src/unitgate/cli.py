@@ -50,6 +50,15 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
 
     commands.add_parser("schema", help="print the GraphQL schema (SDL)")
+    assets = commands.add_parser(
+        "graphiql-assets",
+        help="fetch GraphiQL's files so the page works without a CDN",
+        description=(
+            "Fetch, with npm, the exact files strawberry's GraphiQL page names, check each against the "
+            "page's integrity hash, and keep them where unitgate serves them from."
+        ),
+    )
+    assets.add_argument("--dir", type=Path, help="where to put them (default: inside the installed package)")
 
     token = commands.add_parser("token", help="manage API tokens")
     token_commands = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
@@ -97,6 +106,12 @@ def _schema(args: argparse.Namespace) -> int:
 
     print(schema.as_str())
     return 0
+
+
+def _graphiql_assets(args: argparse.Namespace) -> int:
+    from unitgate import graphiql_assets
+
+    return graphiql_assets.main(["--dir", str(args.dir)] if args.dir else [])
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -214,6 +229,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "serve": _serve,
     "demo": _demo,
     "schema": _schema,
+    "graphiql-assets": _graphiql_assets,
     "token": _token,
     "sudoers": _privilege,
     "polkit-rule": _privilege,

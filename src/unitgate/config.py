@@ -59,6 +59,10 @@ class Settings(BaseModel):
     journal_directory: str | None = Field(default=None, description="journalctl --directory")
     journal_root: str | None = Field(default=None, description="journalctl --root")
 
+    graphiql_assets_dir: str | None = Field(
+        default=None, description="GraphiQL's files (`unitgate graphiql-assets`); default: in the package"
+    )
+
     tokens: tuple[TokenConfig, ...] = Field(default=(), strict=False)
     insecure_no_auth: bool = False
     allowed_origins: tuple[str, ...] = Field(default=(), strict=False)

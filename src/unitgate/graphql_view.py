@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry import Schema
@@ -20,6 +20,7 @@ from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWS
 from strawberry.types import ExecutionResult
 
 from unitgate.auth import Authenticator
+from unitgate.graphiql_assets import offline_page
 from unitgate.resolvers import Context
 from unitgate.services.access import Actor, Role
 from unitgate.services.control import ServiceControl
@@ -71,6 +72,7 @@ class UnitgateGraphQL(GraphQL[Context, None]):
         max_subscriptions_per_connection: int = 20,
         max_websocket_connections: int = 2000,
         connection_init_timeout: float = 10.0,
+        offline_ide: bool = False,
     ) -> None:
         super().__init__(
             schema,
@@ -85,6 +87,11 @@ class UnitgateGraphQL(GraphQL[Context, None]):
         self.authenticator = authenticator
         self.max_websocket_connections = max_websocket_connections
         self.open_websockets = 0
+        # GraphiQL's scripts and styles from unitgate itself, for browsers with no CDN.
+        self._ide_html = offline_page(self.graphql_ide_html) if offline_ide else self.graphql_ide_html
+
+    async def render_graphql_ide(self, request: Request) -> HTMLResponse:
+        return HTMLResponse(self._ide_html)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "websocket":

@@ -1,0 +1,124 @@
+"""GraphiQL without a CDN: fetch the exact npm files strawberry's page names, check each against
+the page's own integrity hash, and serve them from unitgate itself."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+
+CDN = "https://unpkg.com/"
+URL_PREFIX = "/graphiql-assets/"
+DEFAULT_DIR = Path(__file__).parent / "static" / "graphiql"
+
+_ASSET = re.compile(
+    r'(?:src|href)="(?P<url>https://unpkg\.com/(?P<package>(?:@[^/"]+/)?[^@/"]+)@(?P<version>[^/"]+)/(?P<path>[^"]+))"'
+    r'\s+integrity="(?P<integrity>sha(?:256|384|512)-[A-Za-z0-9+/=]+)"'
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Asset:
+    url: str
+    package: str
+    version: str
+    path: str
+    integrity: str
+
+    @property
+    def local(self) -> str:
+        """Where it lives below the assets folder, and below URL_PREFIX."""
+        return f"{self.package}@{self.version}/{self.path}"
+
+    def matches(self, content: bytes) -> bool:
+        algorithm, _, expected = self.integrity.partition("-")
+        digest = hashlib.new(algorithm, content).digest()
+        return base64.b64encode(digest).decode() == expected
+
+
+def strawberry_page() -> str:
+    return files("strawberry").joinpath("static", "graphiql.html").read_text(encoding="utf-8")
+
+
+def page_assets(html: str) -> list[Asset]:
+    """Every CDN file the page loads, with the integrity hash the page gives it."""
+    return [Asset(**match.groupdict()) for match in _ASSET.finditer(html)]
+
+
+def missing(directory: Path, assets: list[Asset]) -> list[Asset]:
+    """Assets absent from `directory`, or present with other bytes than the page expects."""
+    return [
+        a
+        for a in assets
+        if not (directory / a.local).is_file() or not a.matches((directory / a.local).read_bytes())
+    ]
+
+
+def offline_page(html: str) -> str:
+    """The page with every CDN address turned into unitgate's own; the integrity attributes stay,
+    so the browser still checks each file."""
+    for asset in page_assets(html):
+        html = html.replace(asset.url, URL_PREFIX + asset.local)
+    return html
+
+
+def fetch(directory: Path, npm: str = "npm") -> list[Asset]:
+    """Download each package the page names with `npm pack` and keep the files it uses,
+    refusing any whose bytes do not match the page's integrity hash."""
+    assets = page_assets(strawberry_page())
+    with tempfile.TemporaryDirectory(prefix="unitgate-graphiql-") as scratch:
+        tarballs: dict[str, Path] = {}
+        for asset in assets:
+            spec = f"{asset.package}@{asset.version}"
+            if spec not in tarballs:
+                name = (
+                    subprocess.run(
+                        [npm, "pack", spec, "--pack-destination", scratch, "--silent"],
+                        check=True,
+                        capture_output=True,
+                        text=True,
+                        timeout=300,
+                    )
+                    .stdout.strip()
+                    .splitlines()[-1]
+                )
+                tarballs[spec] = Path(scratch) / name
+            with tarfile.open(tarballs[spec]) as tarball:
+                member = tarball.extractfile(f"package/{asset.path}")
+                if member is None:
+                    raise ValueError(f"{spec} has no {asset.path}")
+                content = member.read()
+            if not asset.matches(content):
+                raise ValueError(f"{spec}/{asset.path} does not match the page's integrity hash")
+            target = directory / asset.local
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(target, "wb") as out:
+                out.write(content)
+    return assets
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="unitgate graphiql-assets", description=fetch.__doc__)
+    parser.add_argument(
+        "--dir", type=Path, default=DEFAULT_DIR, help=f"where to put them (default {DEFAULT_DIR})"
+    )
+    args = parser.parse_args(argv)
+    if shutil.which("npm") is None:
+        print("unitgate: npm is needed to fetch GraphiQL's files", flush=True)
+        return 1
+    for asset in fetch(args.dir):
+        print(f"{asset.local}  {asset.integrity}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
