@@ -85,6 +85,18 @@ def test_demo_serves_and_leaves_nothing_behind(stop_signal: signal.Signals) -> N
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (loopback)
             services = json.load(response)["data"]["services"]["services"]
         assert {"nginx", "php8.2-fpm", "mariadb", "redis-server"} <= {s["name"] for s in services}
+        logs = urllib.request.Request(
+            f"http://127.0.0.1:{port}/graphql",
+            data=json.dumps(
+                {
+                    "query": '{ serviceLogs(name: "nginx") { __typename ... on ServiceLogs { lines { message } } } }'
+                }
+            ).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(logs, timeout=10) as response:  # noqa: S310 (loopback)
+            result = json.load(response)["data"]["serviceLogs"]
+        assert result["__typename"] == "ServiceLogs"  # the demo has a journal of its own
     finally:
         os.kill(demo.pid, stop_signal)
         demo.wait(timeout=30)

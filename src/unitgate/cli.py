@@ -160,9 +160,13 @@ def _demo(args: argparse.Namespace) -> int:
     from unitgate.demo import demo_sandbox
     from unitgate.sandbox import SandboxError
 
-    settings = load_settings(
-        None, {"scope": "user", "port": args.port, "poll_interval": 1.0, "insecure_no_auth": True}
-    )
+    overrides: dict[str, object] = {
+        "scope": "user",
+        "port": args.port,
+        "poll_interval": 1.0,
+        "insecure_no_auth": True,
+    }
+    load_settings(None, overrides)  # a bad --port fails here, before anything boots
     # SIGTERM must unwind like Ctrl-C so the sandbox's teardown always runs.
     signal.signal(signal.SIGTERM, _raise_interrupt)
     sandbox = demo_sandbox()
@@ -172,6 +176,8 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"unitgate: cannot start the demo sandbox: {error}", file=sys.stderr)
         return 1
     try:
+        journal = {"journal_directory": str(sandbox.journal_directory)} if sandbox.journal_directory else {}
+        settings = load_settings(None, {**overrides, **journal})
         app = create_app(settings, build_control(settings, sandbox.env))
         url = f"http://127.0.0.1:{settings.port}/graphql"
         print(
