@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from unitgate.services.allowlist import Allowlist, unit_for
 from unitgate.services.errors import InvalidCursor, JournalUnavailable, SystemctlTimeout
-from unitgate.services.runner import CommandNotStarted, CommandTimedOut, ProcessRunner
+from unitgate.services.runner import CommandNotStarted, CommandTimedOut, CompletedCommand, ProcessRunner
 from unitgate.services.systemctl import Scope
 
 MAX_LINES = 500
@@ -108,21 +108,19 @@ class Journal:
         if lines == 0:
             self.allowlist.require(name)
             return []
-        try:
-            result = await self._runner.run(self.argv(name, "-n", str(lines)), timeout=self.options.timeout)
-        except CommandTimedOut:
-            raise SystemctlTimeout("journalctl", self.options.timeout) from None
-        except CommandNotStarted as error:
-            raise JournalUnavailable(str(error)) from None
-        if result.returncode != 0:
-            detail = result.stderr.decode("utf-8", "replace").strip()[:_ERROR_CAP]
-            raise JournalUnavailable(detail or f"journalctl exited {result.returncode}")
+        result = await self._run(self.argv(name, "-n", str(lines)))
         return entries(result.stdout.splitlines())
 
     async def since(self, name: str, after_cursor: str) -> tuple[list[LogEntry], bool]:
         """Every entry after `after_cursor`, oldest first, as far as the output cap allows; the
         flag says whether that was all of them (if not, resume from the last one)."""
-        argv = self.argv(name, f"--after-cursor={check_cursor(after_cursor)}")
+        result = await self._run(self.argv(name, f"--after-cursor={check_cursor(after_cursor)}"))
+        lines = result.stdout.splitlines()
+        if result.truncated and lines:
+            lines = lines[:-1]  # the last line was cut by the cap
+        return entries(lines), not result.truncated
+
+    async def _run(self, argv: list[str]) -> CompletedCommand:
         try:
             result = await self._runner.run(argv, timeout=self.options.timeout)
         except CommandTimedOut:
@@ -131,11 +129,10 @@ class Journal:
             raise JournalUnavailable(str(error)) from None
         if result.returncode != 0:
             detail = result.stderr.decode("utf-8", "replace").strip()[:_ERROR_CAP]
-            raise InvalidCursor() if "cursor" in detail.lower() else JournalUnavailable(detail)
-        lines = result.stdout.splitlines()
-        if result.truncated and lines:
-            lines = lines[:-1]  # the last line was cut by the cap
-        return entries(lines), not result.truncated
+            if any(arg.startswith("--after-cursor=") for arg in argv) and "cursor" in detail.lower():
+                raise InvalidCursor()
+            raise JournalUnavailable(detail or f"journalctl exited {result.returncode}")
+        return result
 
 
 def entries(lines: Sequence[bytes]) -> list[LogEntry]:

@@ -45,7 +45,7 @@ class ProcessRunner:
         self._output_cap = output_cap
         self.spawned = 0
 
-    async def run(self, argv: Sequence[str], *, timeout: float) -> CompletedCommand:
+    async def _spawn(self, argv: Sequence[str], stderr: int, limit: int) -> asyncio.subprocess.Process:
         if not isinstance(argv, list | tuple) or not argv or not all(isinstance(a, str) for a in argv):
             raise TypeError("argv must be a non-empty list of strings")
         try:
@@ -53,13 +53,18 @@ class ProcessRunner:
                 *argv,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
+                stderr=stderr,
                 env=self._env,
                 start_new_session=True,
+                limit=limit,
             )
         except OSError as error:
             raise CommandNotStarted(f"cannot run {argv[0]}: {error.strerror or error}") from error
         self.spawned += 1
+        return process
+
+    async def run(self, argv: Sequence[str], *, timeout: float) -> CompletedCommand:
+        process = await self._spawn(argv, asyncio.subprocess.PIPE, _READ_CHUNK)
         try:
             assert process.stdout is not None
             assert process.stderr is not None
@@ -79,22 +84,7 @@ class ProcessRunner:
     async def spawn_stream(self, argv: Sequence[str], line_limit: int) -> asyncio.subprocess.Process:
         """Start a long-running child whose stdout the caller reads line by line (up to
         `line_limit` bytes a line); the caller ends it with `terminate`."""
-        if not isinstance(argv, list | tuple) or not argv or not all(isinstance(a, str) for a in argv):
-            raise TypeError("argv must be a non-empty list of strings")
-        try:
-            process = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.DEVNULL,
-                env=self._env,
-                start_new_session=True,
-                limit=line_limit,
-            )
-        except OSError as error:
-            raise CommandNotStarted(f"cannot run {argv[0]}: {error.strerror or error}") from error
-        self.spawned += 1
-        return process
+        return await self._spawn(argv, asyncio.subprocess.DEVNULL, line_limit)
 
     @staticmethod
     async def terminate(process: asyncio.subprocess.Process) -> None:
