@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from unitgate.app import build_control, create_app
+from unitgate.cli import uvicorn_options
 from unitgate.config import Settings
 
 
@@ -44,17 +45,7 @@ def main() -> None:
         )
 
     app.router.routes.append(Route("/_bench/stats", stats))
-    # The same server settings as `unitgate serve` (cli._run_server).
-    uvicorn.run(
-        app,
-        host="127.0.0.1",
-        port=args.port,
-        log_level="info",
-        ws="websockets-sansio",
-        ws_per_message_deflate=False,
-        loop="asyncio",
-        access_log=False,
-    )
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="info", **uvicorn_options())  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import uvicorn
 from tests.units import STARTED, UNITS
 from unitgate.app import build_control, create_app
 from unitgate.auth import new_token, token_sha256
+from unitgate.cli import uvicorn_options
 from unitgate.config import Settings
 from unitgate.sandbox import UserManagerSandbox
 from unitgate.services.access import Actor, Role
@@ -97,9 +98,8 @@ class RunningServer:
 def serve(app: Any, control: ServiceControl) -> Iterator[RunningServer]:
     """Run `app` under uvicorn on a free loopback port, in a thread with its own event loop."""
     port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", ws="websockets-sansio", lifespan="on"
-    )
+    options = {**uvicorn_options(), "loop": "none"}  # the thread brings its own loop
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", **options)  # type: ignore[arg-type]
     uv = uvicorn.Server(config)
     loops: list[asyncio.AbstractEventLoop] = []
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -203,3 +205,82 @@ async def test_malformed_requests_are_client_errors(server: RunningServer) -> No
     assert bad_vars.status_code == 200
     assert "errors" in bad_vars.json()
     assert "Traceback" not in bad_vars.text
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 100_000,
+        b'{"query": "{ __typename }", "variables": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",
+        b"null",
+        b'"a string"',
+        b"5",
+        b'{"query": 5}',
+        b'{"query": "{ __typename }", "variables": "x"}',
+        b"\xff\xfe",
+        b"[]",
+    ],
+)
+async def test_hostile_bodies_are_client_errors(server: RunningServer, body: bytes) -> None:
+    async with httpx.AsyncClient(headers=bearer()) as client:
+        response = await client.post(server.url, content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert "Traceback" not in response.text
+
+
+async def test_oversized_body_is_refused(
+    make_server: Callable[..., RunningServer], sandbox: UserManagerSandbox
+) -> None:
+    server = make_server(max_body_bytes=10_000)
+    padding = " " * 20_000
+    async with httpx.AsyncClient(headers=bearer()) as client:
+        big = await client.post(
+            server.url,
+            content=f'{{"query": "{{ __typename }}{padding}"}}',
+            headers={"content-type": "application/json"},
+        )
+
+        async def chunks() -> Any:
+            for _ in range(30):
+                yield b" " * 1000
+
+        chunked = await client.post(
+            server.url, content=chunks(), headers={"content-type": "application/json"}
+        )
+        small = await client.post(server.url, json={"query": "{ __typename }"})
+    assert big.status_code == 413
+    assert chunked.status_code == 413
+    assert small.json() == {"data": {"__typename": "Query"}}
+
+
+async def send_and_drain(ws: Any, message: str) -> None:
+    await ws.send(message)
+    async with asyncio.timeout(10):
+        while True:
+            await ws.recv()
+
+
+@pytest.mark.parametrize("message", ["[" * 100_000, "null", "5", '"x"', "{nope", "x" * (2 << 20)])
+@pytest.mark.parametrize("protocol", ["graphql-transport-ws", "graphql-ws"])
+async def test_hostile_websocket_messages_close_the_socket(
+    server: RunningServer, protocol: str, message: str
+) -> None:
+    import websockets
+    from websockets.exceptions import ConnectionClosed
+
+    async with websockets.connect(server.ws_url, subprotocols=[protocol], max_size=None) as ws:  # type: ignore[list-item]
+        if protocol == "graphql-ws" and len(message) < 1 << 20:
+            await ws.send(message)
+            # The legacy protocol ignores what it cannot read; the socket goes on working.
+            await ws.send(
+                json.dumps(
+                    {"type": "connection_init", "payload": {"Authorization": f"Bearer {OPERATOR_TOKEN}"}}
+                )
+            )
+            async with asyncio.timeout(10):
+                assert json.loads(await ws.recv())["type"] == "connection_ack"
+        else:
+            with pytest.raises(ConnectionClosed):
+                await send_and_drain(ws, message)
+    # And the server is as it was.
+    assert (await post(server.url, "{ __typename }")) == {"data": {"__typename": "Query"}}

@@ -141,7 +141,7 @@ def create_app(settings: Settings, control: ServiceControl | None = None) -> Sta
         )
     app = Starlette(
         routes=[
-            Route("/graphql", AuthGate(graphql, authenticator)),
+            Route("/graphql", AuthGate(graphql, authenticator, settings.max_body_bytes)),
             Route("/healthz", healthz, methods=["GET"]),
             Mount(
                 graphiql_assets.URL_PREFIX.rstrip("/"),

@@ -242,22 +242,25 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
+def uvicorn_options() -> dict[str, object]:
+    """How unitgate runs under uvicorn, for `serve`, `demo`, the tests and the benchmark alike."""
+    return {
+        "ws": "websockets-sansio",
+        # Measured by bench/: compression contexts cost ~35 KiB per websocket for messages of a
+        # few hundred bytes, and uvloop spawns systemctl slower than asyncio's own loop.
+        "ws_per_message_deflate": False,
+        "loop": "asyncio",
+        # GraphQL messages are small; a bigger frame is refused before it is buffered.
+        "ws_max_size": 1 << 20,
+        # No access log: a client that puts its token in a URL would see it written there.
+        "access_log": False,
+    }
+
+
 def _run_server(app: object, host: str, port: int) -> None:
     import uvicorn
 
-    uvicorn.run(
-        app,  # type: ignore[arg-type]
-        host=host,
-        port=port,
-        log_level="info",
-        ws="websockets-sansio",
-        # Measured by bench/: compression contexts cost ~35 KiB per websocket for messages of a
-        # few hundred bytes, and uvloop spawns systemctl slower than asyncio's own loop.
-        ws_per_message_deflate=False,
-        loop="asyncio",
-        # No access log: a client that puts its token in a URL would see it written there.
-        access_log=False,
-    )
+    uvicorn.run(app, host=host, port=port, log_level="info", **uvicorn_options())  # type: ignore[arg-type]
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:

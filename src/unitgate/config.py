@@ -76,6 +76,7 @@ class Settings(BaseModel):
     max_subscriptions_per_connection: Limit = 20
     max_websocket_connections: Limit = 2000
     connection_init_timeout: Seconds = 10.0
+    max_body_bytes: Limit = Field(default=1 << 20, description="largest HTTP request body")
 
     @field_validator("tokens")
     @classmethod

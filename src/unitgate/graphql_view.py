@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from datetime import timedelta
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry import Schema
 from strawberry.asgi import GraphQL
@@ -107,6 +108,17 @@ class UnitgateGraphQL(GraphQL[Context, None]):
         finally:
             self.open_websockets -= 1
 
+    def decode_json(self, data: str | bytes) -> object:
+        """json.loads, but a hostile body (nested past the recursion limit, or not an object at
+        all) is malformed JSON to strawberry, which answers 400 or closes the socket, never 500."""
+        try:
+            value = super().decode_json(data)
+        except RecursionError:
+            raise json.JSONDecodeError("nested too deeply", "", 0) from None
+        if not isinstance(value, dict | list):
+            raise json.JSONDecodeError("expected a JSON object", "", 0)
+        return value
+
     # GraphQL over HTTP: application/graphql-response+json when the client prefers it, with 400
     # and no `data` for requests that never reached execution; application/json stays as it was.
     async def get_sub_response(self, request: Request | WebSocket) -> Response:
@@ -191,12 +203,16 @@ def authenticate(
 
 
 class AuthGate:
-    """Answers 401 to an HTTP request without a valid token before GraphQL sees it; the
-    GraphiQL page itself (a browser GET with no query) holds nothing and needs none."""
+    """Answers 401 to an HTTP request without a valid token before GraphQL sees it (the
+    GraphiQL page itself, a browser GET with no query, holds nothing and needs none), and 413
+    to a body larger than `max_body_bytes` before anyone holds it all in memory."""
 
-    def __init__(self, app: ASGIApp, authenticator: Authenticator | None) -> None:
+    def __init__(
+        self, app: ASGIApp, authenticator: Authenticator | None, max_body_bytes: int = 1 << 20
+    ) -> None:
         self.app = app
         self.authenticator = authenticator
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -209,7 +225,49 @@ class AuthGate:
                     await _unauthorized()(scope, receive, send)
                     return
                 scope.setdefault("state", {})["actor"] = actor
+            body = await _read_body(receive, self.max_body_bytes)
+            if body is None:
+                await _error(413, f"the request body is larger than {self.max_body_bytes} bytes")(
+                    scope, receive, send
+                )
+                return
+            receive = _replay(body)
         await self.app(scope, receive, send)
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole body, or None as soon as it grows past `limit`."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes) -> Receive:
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+def _error(status: int, message: str) -> Response:
+    return JSONResponse({"errors": [{"message": message}]}, status_code=status)
 
 
 def _is_ide_page(request: Request) -> bool:
