@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench lint system-deps node-deps schema clean
+.PHONY: demo test bench lint system-deps test-system-deps node-deps schema clean
 
 $(STAMP): pyproject.toml | system-deps
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml | system-deps
 
 system-deps:
 	@scripts/system-deps
+
+test-system-deps:
+	@scripts/system-deps --test
 
 # The graphql-http audit suite the tests run, at the exact versions of its package.json.
 NODE_STAMP := tests/http_audit/node_modules/.installed
@@ -32,7 +35,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-test: $(STAMP) system-deps node-deps lint
+test: $(STAMP) test-system-deps node-deps lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: $(STAMP) system-deps
