@@ -1,4 +1,4 @@
-"""What the API can do with services: list, inspect, restart and watch; one instance per process."""
+"""What the API can do with services: list, inspect, watch, restart, reload, read their logs."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ class ServiceControl:
     ) -> None:
         self.systemctl = systemctl
         self.journal = journal
-        self.followers = LogFollowers(journal, systemctl._runner)
+        self.followers = LogFollowers(journal)
         self.guard = RestartGuard(restart_limit)
         self.audit = audit
         self.reads: SingleFlight[tuple[str, ...], list[UnitStatus]] = SingleFlight()
@@ -124,9 +124,7 @@ class ServiceControl:
 
     async def _act(self, verb: UnitVerb, name: str, actor: Actor) -> UnitStatus:
         """Role, allowlist, lock and rate limit first; every attempt, refused or not, is audited."""
-        started = time.monotonic()
-        outcome = "cancelled"
-        try:
+        with self._audited(str(verb), name, actor):
             if not actor.role.may_restart():
                 raise errors.Forbidden(actor.role, f"{verb} services")
             checked = self.allowlist.require(name)
@@ -138,24 +136,13 @@ class ServiceControl:
                     raise errors.ReloadNotSupported(checked)
             with self.guard.admit(checked):
                 try:
-                    status = await self.systemctl.act(verb, checked)
+                    return await self.systemctl.act(verb, checked)
                 except errors.ActionFailed as failure:
                     failure.recent_logs = list(await self._recent_logs_for_failure(checked))
                     raise
                 finally:
                     # Whatever the outcome, the unit may have moved: let live dashboards see it now.
                     self.watcher.refresh()
-            outcome = "succeeded"
-            return status
-        except UnitgateError as error:
-            outcome = _OUTCOMES.get(type(error), "error")
-            raise
-        except Exception:
-            outcome = "error"
-            raise
-        finally:
-            duration_ms = round((time.monotonic() - started) * 1000)
-            self.audit.record(AuditRecord(now(), actor, str(verb), name, outcome, duration_ms))
 
     async def _recent_logs_for_failure(self, name: str) -> list[LogEntry]:
         # The reason a restart failed is worth one more process; no log is no reason to fail more.
@@ -204,13 +191,17 @@ class ServiceControl:
 
     @contextlib.contextmanager
     def _audited(self, action: str, name: str, actor: Actor) -> Iterator[None]:
+        """One audit line for what the block does, however it ends."""
         started = time.monotonic()
-        outcome = "error"
+        outcome = "cancelled"
         try:
             yield
             outcome = "succeeded"
         except UnitgateError as error:
             outcome = _OUTCOMES.get(type(error), "error")
+            raise
+        except Exception:
+            outcome = "error"
             raise
         finally:
             duration_ms = round((time.monotonic() - started) * 1000)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Sequence
@@ -119,6 +120,16 @@ class Journal:
         if result.truncated and lines:
             lines = lines[:-1]  # the last line was cut by the cap
         return entries(lines), not result.truncated
+
+    async def spawn_follower(self, name: str, *extra: str, line_limit: int) -> asyncio.subprocess.Process:
+        """A long-running `journalctl ... -f` for one unit; end it with `terminate`."""
+        try:
+            return await self._runner.spawn_stream(self.argv(name, "-f", *extra), line_limit)
+        except CommandNotStarted as error:
+            raise JournalUnavailable(str(error)) from None
+
+    async def terminate(self, process: asyncio.subprocess.Process) -> None:
+        await self._runner.terminate(process)
 
     async def _run(self, argv: list[str]) -> CompletedCommand:
         try:

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 
 from unitgate.services.errors import JournalUnavailable, LogStreamLagged, UnitgateError
 from unitgate.services.journal import MAX_LINES, Journal, LogEntry, parse_entry
-from unitgate.services.runner import CommandNotStarted, ProcessRunner
 
 log = logging.getLogger(__name__)
 
@@ -46,24 +45,18 @@ class LogSubscription:
 
 
 class _Follower:
-    def __init__(self, name: str, journal: Journal, runner: ProcessRunner) -> None:
+    def __init__(self, name: str, journal: Journal) -> None:
         self.name = name
         self.subscribers: set[LogSubscription] = set()
         self._journal = journal
-        self._runner = runner
         self._process: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         # Start right after the newest entry there is, so nothing written from now on is missed.
         newest = await self._journal.recent(self.name, 1)
-        extra = ["-f", f"--after-cursor={newest[-1].cursor}"] if newest else ["-f", "-n", "all"]
-        try:
-            self._process = await self._runner.spawn_stream(
-                self._journal.argv(self.name, *extra), _LINE_LIMIT
-            )
-        except CommandNotStarted as error:
-            raise JournalUnavailable(str(error)) from None
+        extra = [f"--after-cursor={newest[-1].cursor}"] if newest else ["-n", "all"]
+        self._process = await self._journal.spawn_follower(self.name, *extra, line_limit=_LINE_LIMIT)
         self._reader = asyncio.create_task(self._read(self._process), name=f"unitgate-logs-{self.name}")
 
     async def _read(self, process: asyncio.subprocess.Process) -> None:
@@ -91,13 +84,12 @@ class _Follower:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
         if self._process is not None:
-            await self._runner.terminate(self._process)
+            await self._journal.terminate(self._process)
 
 
 class LogFollowers:
-    def __init__(self, journal: Journal, runner: ProcessRunner) -> None:
+    def __init__(self, journal: Journal) -> None:
         self._journal = journal
-        self._runner = runner
         self._followers: dict[str, _Follower] = {}
         self._starting: dict[str, asyncio.Future[_Follower]] = {}
 
@@ -131,7 +123,7 @@ class LogFollowers:
         future: asyncio.Future[_Follower] = asyncio.get_running_loop().create_future()
         self._starting[name] = future
         try:
-            follower = _Follower(name, self._journal, self._runner)
+            follower = _Follower(name, self._journal)
             await follower.start()
             self._followers[name] = follower
             future.set_result(follower)
