@@ -8,9 +8,11 @@ import re
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -103,3 +105,49 @@ def test_demo_serves_and_leaves_nothing_behind(stop_signal: signal.Signals) -> N
     assert demo.returncode == 0
     assert not [pid for pid in family if running(pid)]
     assert not Path(sandbox_dir.group(1)).exists()
+
+
+@pytest.mark.timeout(60)
+def test_serve_with_a_config_file(sandbox: Any, tmp_config: Callable[[str], Path]) -> None:
+    """`unitgate serve` as an operator runs it: a config file, a token, a real port."""
+    from unitgate.auth import new_token, token_sha256
+
+    token = new_token()
+    port = free_port()
+    config = tmp_config(
+        f'scope = "user"\nport = {port}\njournal_directory = "{sandbox.journal_directory}"\n'
+        f'[[tokens]]\nname = "ops"\nrole = "operator"\nsha256 = "{token_sha256(token)}"\n'
+    )
+    server = subprocess.Popen(
+        [*UNITGATE, "serve", "--config", str(config)],
+        env={**os.environ, **sandbox.env},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stderr is not None
+        for line in server.stderr:
+            if "Uvicorn running" in line:
+                break
+        query = {"query": '{ service(name: "nginx") { __typename ... on ServiceStatus { activeState } } }'}
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/graphql",
+            data=json.dumps(query).encode(),
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (loopback)
+            assert json.load(response) == {
+                "data": {"service": {"__typename": "ServiceStatus", "activeState": "active"}}
+            }
+        anonymous = urllib.request.Request(
+            f"http://127.0.0.1:{port}/graphql",
+            data=json.dumps(query).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(anonymous, timeout=10)  # noqa: S310 (loopback)
+        assert refused.value.code == 401
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
+    assert server.returncode == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import signal
 import sys
@@ -141,7 +142,11 @@ def _serve(args: argparse.Namespace) -> int:
             "no tokens configured: add one made by `unitgate token new --name NAME --role operator` "
             "to the config file, or pass --insecure-no-auth on a loopback address"
         )
-    _run_server(create_app(settings), settings.host, settings.port)
+    # uvicorn shuts down gracefully, then re-raises the signal; SIGTERM then unwinds like Ctrl-C
+    # and the process exits 0, as a service manager expects of a clean stop.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    with contextlib.suppress(KeyboardInterrupt):
+        _run_server(create_app(settings), settings.host, settings.port)
     return 0
 
 

@@ -269,3 +269,4 @@ class ServiceControl:
 
     async def aclose(self) -> None:
         await self.watcher.stop()
+        await self.followers.aclose()

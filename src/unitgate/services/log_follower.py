@@ -96,6 +96,14 @@ class LogFollowers:
     def processes(self) -> int:
         return len(self._followers)
 
+    async def aclose(self) -> None:
+        """End every follower process (at shutdown), and every stream reading from one."""
+        followers, self._followers = list(self._followers.values()), {}
+        for follower in followers:
+            for subscription in list(follower.subscribers):
+                subscription.offer(JournalUnavailable("unitgate is shutting down"))
+            await follower.stop()
+
     @contextlib.asynccontextmanager
     async def follow(self, name: str, after_cursor: str | None = None) -> AsyncIterator[LogSubscription]:
         """Subscribe to `name`'s new lines; with `after_cursor`, first the lines since then
