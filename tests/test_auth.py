@@ -130,6 +130,8 @@ async def ws_handshake(url: str, protocol: str, payload: Any) -> tuple[list[dict
         {"Authorization": OPERATOR_TOKEN},
         {"token": OPERATOR_TOKEN},
         {"Authorization": ["Bearer", OPERATOR_TOKEN]},
+        {"headers": "Bearer x"},
+        {"headers": {"Authorization": f"Bearer {OPERATOR_TOKEN[:-1]}"}},
     ],
 )
 async def test_websocket_without_valid_token_is_refused(server: RunningServer, payload: Any) -> None:
@@ -147,9 +149,18 @@ async def test_websocket_without_valid_token_is_refused(server: RunningServer, p
 
 
 @pytest.mark.parametrize("protocol", ["graphql-transport-ws", "graphql-ws"])
-@pytest.mark.parametrize("key", ["Authorization", "authorization"])
-async def test_websocket_with_valid_token(server: RunningServer, protocol: str, key: str) -> None:
-    received, code = await ws_handshake(server.ws_url, protocol, {key: f"Bearer {VIEWER_TOKEN}"})
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"Authorization": f"Bearer {VIEWER_TOKEN}"},
+        {"authorization": f"Bearer {VIEWER_TOKEN}"},
+        {"headers": {"Authorization": f"Bearer {VIEWER_TOKEN}"}},
+    ],
+)
+async def test_websocket_with_valid_token(
+    server: RunningServer, protocol: str, payload: dict[str, Any]
+) -> None:
+    received, code = await ws_handshake(server.ws_url, protocol, payload)
     assert code is None
     assert received[0]["type"] == "connection_ack"
     assert received[1]["payload"] == {"data": {"serviceStatusChanged": {"__typename": "ServiceStatus"}}}

@@ -152,13 +152,22 @@ class UnitgateGraphQL(GraphQL[Context, None]):
         return Context(control=self.control, actor=actor, address=client_address(request))
 
     async def on_ws_connect(self, context: Context) -> None:
-        params = context.connection_params if isinstance(context.connection_params, dict) else {}
-        # graphql-ws and Apollo clients send connectionParams as given: accept either spelling.
-        authorization = params.get("Authorization", params.get("authorization"))
+        authorization = authorization_param(context.connection_params)
         actor = authenticate(self.authenticator, authorization, context.address)
         if actor is None:
             raise ConnectionRejectionError({"message": _UNAUTHENTICATED})
         context.actor = actor
+
+
+def authorization_param(params: object) -> object:
+    """The Authorization value of a connection_init payload. Clients send connectionParams as
+    their users write them: either spelling, at the top or (as some do) under "headers"."""
+    for holder in (params, params.get("headers") if isinstance(params, dict) else None):
+        if isinstance(holder, dict):
+            for key in ("Authorization", "authorization"):
+                if key in holder:
+                    return holder[key]
+    return None
 
 
 def negotiate_media_type(accept: str | None) -> str:
