@@ -8,7 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from unitgate.services.errors import JournalUnavailable, LogStreamLagged, UnitgateError
-from unitgate.services.journal import MAX_LINES, Journal, LogEntry, parse_entry
+from unitgate.services.journal import Journal, LogEntry, parse_entry
 
 log = logging.getLogger(__name__)
 
@@ -159,4 +159,4 @@ class LogFollowers:
                 subscription.offer(item)
 
 
-__all__ = ["MAX_LINES", "QUEUE_LIMIT", "LogFollowers", "LogSubscription"]
+__all__ = ["QUEUE_LIMIT", "LogFollowers", "LogSubscription"]
