@@ -23,10 +23,10 @@ from typing import Any
 import httpx
 import websockets
 
-from unitgate.auth import new_token, token_sha256
 from unitgate.sandbox import UserManagerSandbox
-from unitgate.services.allowlist import DEFAULT_ALLOWLIST
-from unitgate.services.status import SHOW_PROPERTIES
+from unitgate.services.policy.tokens import new_token, token_sha256
+from unitgate.services.systemd.allowlist import DEFAULT_ALLOWLIST
+from unitgate.services.systemd.status import SHOW_PROPERTIES
 
 # As on a real server, some allowlisted names are not installed.
 ABSENT = {"php7.4-fpm", "php8.0-fpm", "mysql", "ufw"}
@@ -80,7 +80,7 @@ def unitgate(sandbox: UserManagerSandbox, **settings: Any) -> Iterator[Server]:
     port = free_port()
     values = {
         "scope": "user",
-        "restart_limit": 1_000_000,
+        "action_limit": 1_000_000,
         "max_websocket_connections": 5000,
         "tokens": [{"name": "bench", "role": "operator", "sha256": token_sha256(TOKEN)}],
         **settings,

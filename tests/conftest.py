@@ -17,12 +17,12 @@ import uvicorn
 
 from tests.units import STARTED, UNITS
 from unitgate.app import build_control, create_app
-from unitgate.auth import new_token, token_sha256
 from unitgate.cli import uvicorn_options
 from unitgate.config import Settings
 from unitgate.sandbox import UserManagerSandbox
-from unitgate.services.access import Actor, Role
-from unitgate.services.control import ServiceControl
+from unitgate.services.policy.access import Actor, Role
+from unitgate.services.policy.control import ServiceControl
+from unitgate.services.policy.tokens import new_token, token_sha256
 
 # Fresh for every session: nothing in the repository or its logs can hold a valid token.
 OPERATOR_TOKEN = new_token()
@@ -43,9 +43,9 @@ def sandbox_settings(**overrides: Any) -> Settings:
         # An hour: every live update in the tests must come from D-Bus signals, not from polling.
         "poll_interval": 3600.0,
         "memory_interval": 3600.0,
-        "restart_timeout": 15.0,
+        "action_timeout": 15.0,
         # The suite restarts the same units many times; the limit itself is tested on its own.
-        "restart_limit": 1000,
+        "action_limit": 1000,
         "tokens": [
             {"name": "test-operator", "role": "operator", "sha256": token_sha256(OPERATOR_TOKEN)},
             {"name": "test-viewer", "role": "viewer", "sha256": token_sha256(VIEWER_TOKEN)},

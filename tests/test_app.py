@@ -16,7 +16,7 @@ from tests.services.test_allowlist import HOSTILE_NAMES
 from tests.units import FAILING, HANGING, HEALTHY, MISSING
 from unitgate.app import create_app
 from unitgate.sandbox import UserManagerSandbox
-from unitgate.services.control import ServiceControl
+from unitgate.services.policy.control import ServiceControl
 
 STATUS_FIELDS = (
     "name active activeState subState loadState description mainPid memoryBytes "
@@ -137,7 +137,7 @@ async def test_restart_of_missing_service(server: RunningServer) -> None:
 async def test_systemctl_timeout(
     sandbox: UserManagerSandbox, make_control: Callable[..., ServiceControl]
 ) -> None:
-    control = make_control(restart_timeout=0.5)
+    control = make_control(action_timeout=0.5)
     try:
         body = await post_app(create_app(sandbox_settings(), control), RESTART, {"name": HANGING})
     finally:
@@ -145,7 +145,7 @@ async def test_systemctl_timeout(
     assert body["data"]["restartService"] == {
         "__typename": "SystemctlTimeout",
         "message": "systemctl restart did not answer within 0.5 s",
-        "command": "restart",
+        "command": "systemctl restart",
         "timeoutSeconds": 0.5,
     }
 

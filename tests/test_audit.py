@@ -16,8 +16,8 @@ import pytest
 from tests.conftest import OPERATOR, OPERATOR_TOKEN, VIEWER, VIEWER_TOKEN, RunningServer
 from tests.test_app import RESTART
 from tests.units import FAILING, HEALTHY, MISSING
-from unitgate.services.control import ServiceControl
 from unitgate.services.errors import UnitgateError
+from unitgate.services.policy.control import ServiceControl
 
 FIELDS = {"time", "token", "role", "client", "action", "service", "outcome", "duration_ms"}
 
@@ -35,7 +35,7 @@ async def test_every_attempt_writes_one_line_to_stderr_and_file(
     make_control: Callable[..., ServiceControl], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     audit_file = tmp_path / "audit.log"
-    control = make_control(audit_file=str(audit_file), restart_limit=2, restart_window=600)
+    control = make_control(audit_file=str(audit_file), action_limit=2, action_window=600)
     await attempt(control, HEALTHY)
     await attempt(control, HEALTHY, VIEWER)
     await attempt(control, 'nginx\n{"outcome": "succeeded"}')

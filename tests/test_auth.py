@@ -15,9 +15,11 @@ from websockets.exceptions import ConnectionClosed
 from tests.conftest import OPERATOR_TOKEN, VIEWER_TOKEN, RunningServer
 from tests.test_app import RESTART, SERVICE, post
 from tests.units import HEALTHY, starts
-from unitgate.auth import Authenticator, bearer_token, new_token, token_sha256
 from unitgate.config import TokenConfig, load_settings
 from unitgate.sandbox import UserManagerSandbox
+from unitgate.services.policy.access import Actor, Role
+from unitgate.services.policy.tokens import Authenticator, new_token, token_sha256
+from unitgate.view.auth import authenticate, bearer_token
 
 UNAUTHENTICATED = {
     "errors": [{"message": "missing or invalid bearer token", "extensions": {"code": "UNAUTHENTICATED"}}]
@@ -191,11 +193,13 @@ def test_authenticator_checks_every_token() -> None:
             TokenConfig(name="o", role="operator", sha256=token_sha256(operator)),
         ]
     )
-    found = authenticator.authenticate(f"Bearer {operator}", "10.1.2.3")
+    found = authenticate(authenticator, f"Bearer {operator}", "10.1.2.3")
     assert found is not None
     assert (found.name, found.role, found.address) == ("o", "operator", "10.1.2.3")
-    assert authenticator.authenticate(f"Bearer {viewer}", None) is not None
-    assert authenticator.authenticate(f"Bearer {viewer[:-1]}", None) is None
+    assert authenticate(authenticator, f"Bearer {viewer}", None) is not None
+    assert authenticate(authenticator, f"Bearer {viewer[:-1]}", None) is None
+    assert authenticate(authenticator, viewer, None) is None  # no scheme
+    assert authenticator.authenticate(operator, None) == Actor("o", Role.OPERATOR, None)
 
 
 def test_new_tokens_are_long_and_random() -> None:

@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import free_port
 from tests.services.test_runner import running
-from unitgate.sandbox import descendants
+from unitgate.sandbox_host import descendants
 
 UNITGATE = [sys.executable, "-m", "unitgate"]
 
@@ -110,7 +110,7 @@ def test_demo_serves_and_leaves_nothing_behind(stop_signal: signal.Signals) -> N
 @pytest.mark.timeout(60)
 def test_serve_with_a_config_file(sandbox: Any, tmp_config: Callable[[str], Path]) -> None:
     """`unitgate serve` as an operator runs it: a config file, a token, a real port."""
-    from unitgate.auth import new_token, token_sha256
+    from unitgate.services.policy.tokens import new_token, token_sha256
 
     token = new_token()
     port = free_port()

@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from unitgate.config import ConfigError, Settings, load_settings
-from unitgate.services.allowlist import DEFAULT_ALLOWLIST
-from unitgate.services.systemctl import RestartVia, Scope
+from unitgate.config import DEPRECATED_KEYS, ConfigError, Settings, load_settings
+from unitgate.services.systemd.allowlist import DEFAULT_ALLOWLIST
+from unitgate.services.systemd.systemctl import RestartVia
+from unitgate.services.systemd.units import Scope
 
 
 def test_defaults() -> None:
@@ -16,7 +17,7 @@ def test_defaults() -> None:
     assert settings.build_allowlist().names == DEFAULT_ALLOWLIST
     options = settings.systemctl_options()
     assert options.scope is Scope.SYSTEM
-    assert (options.status_timeout, options.restart_timeout) == (5.0, 30.0)
+    assert (options.status_timeout, options.action_timeout) == (5.0, 30.0)
     assert options.restart_via is RestartVia.AUTO
 
 
@@ -41,7 +42,8 @@ def test_allowlist_replace_and_extend(tmp_config: Callable[[str], Path]) -> None
         ('port = "80"\n', "port: Input should be a valid integer"),
         ("port = 70000\n", "port: Input should be less than or equal to 65535"),
         ('scope = "global"\n', "scope: Input should be 'system' or 'user'"),
-        ("restart_timeout = -1\n", "restart_timeout: Input should be greater than 0"),
+        ("action_timeout = -1\n", "action_timeout: Input should be greater than 0"),
+        ("restart_limit = 2\naction_limit = 3\n", "restart_limit is the old name of action_limit"),
         ('allowlist = "nginx"\n', "allowlist: Input should be a valid tuple"),
         ('extra_services = ["nginx;reboot"]\n', "extra_services: Value error, service name 'nginx;reboot'"),
         ('allowlist = ["../etc/passwd"]\n', "allowlist: Value error, service name '../etc/passwd'"),
@@ -60,3 +62,12 @@ def test_bad_config_names_the_key(tmp_config: Callable[[str], Path], text: str, 
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"cannot read config file .*nope\.toml"):
         load_settings(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize(("old", "new"), sorted(DEPRECATED_KEYS.items()))
+def test_renamed_keys_are_still_read_with_a_warning(
+    tmp_config: Callable[[str], Path], old: str, new: str
+) -> None:
+    with pytest.warns(FutureWarning, match=f"{old} is deprecated: call it {new}"):
+        settings = load_settings(tmp_config(f"{old} = 7\n"))
+    assert getattr(settings, new) == 7

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import OPERATOR_TOKEN, RunningServer
 from tests.test_app import bearer
-from unitgate.graphql_view import APPLICATION_JSON, GRAPHQL_RESPONSE_JSON, negotiate_media_type
+from unitgate.view.media import APPLICATION_JSON, GRAPHQL_RESPONSE_JSON, negotiate_media_type
 
 AUDIT = Path(__file__).parent / "http_audit"
 

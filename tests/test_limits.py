@@ -17,9 +17,9 @@ from tests.conftest import OPERATOR, OPERATOR_TOKEN, RunningServer
 from tests.test_app import RESTART, bearer, post
 from tests.units import HEALTHY, starts
 from unitgate.sandbox import UserManagerSandbox
-from unitgate.services.control import ServiceControl
-from unitgate.services.errors import RateLimited, RestartInProgress
-from unitgate.services.guard import RateLimit, RestartGuard, retry_after
+from unitgate.services.errors import ActionInProgress, RateLimited
+from unitgate.services.policy.control import ServiceControl
+from unitgate.services.policy.guard import ActionGuard, RateLimit, retry_after
 
 AUTH = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
 
@@ -104,14 +104,14 @@ async def test_fifty_simultaneous_restarts_run_once(
         *(control.restart(HEALTHY, OPERATOR) for _ in range(50)), return_exceptions=True
     )
     kinds = Counter(type(outcome).__name__ for outcome in outcomes)
-    assert kinds == {"UnitStatus": 1, "RestartInProgress": 49}
+    assert kinds == {"UnitStatus": 1, "ActionInProgress": 49}
     assert starts(sandbox.runtime_dir) == before + 1
 
 
 async def test_fifty_simultaneous_restarts_over_http_run_once(
     make_server: Callable[..., RunningServer], sandbox: UserManagerSandbox
 ) -> None:
-    server = make_server(restart_limit=1, restart_window=3600)
+    server = make_server(action_limit=1, action_window=3600)
     before = starts(sandbox.runtime_dir)
     results = await asyncio.gather(*(post(server.url, RESTART, {"name": HEALTHY}) for _ in range(50)))
     kinds = Counter(result["data"]["restartService"]["__typename"] for result in results)
@@ -121,7 +121,7 @@ async def test_fifty_simultaneous_restarts_over_http_run_once(
 
 
 async def test_rate_limit(make_server: Callable[..., RunningServer], sandbox: UserManagerSandbox) -> None:
-    server = make_server(restart_limit=2, restart_window=600)
+    server = make_server(action_limit=2, action_window=600)
     query = RESTART.replace(
         "... on Error { message }", "... on Error { message } ... on RateLimited { name retryAfterSeconds }"
     )
@@ -139,7 +139,7 @@ async def test_rate_limit(make_server: Callable[..., RunningServer], sandbox: Us
 
 def test_rate_limit_window_slides() -> None:
     now = [1000.0]
-    guard = RestartGuard(RateLimit(count=2, window_seconds=60), clock=lambda: now[0])
+    guard = ActionGuard(RateLimit(count=2, window_seconds=60), clock=lambda: now[0])
     for _ in range(2):
         with guard.admit("nginx"):
             pass
@@ -148,7 +148,7 @@ def test_rate_limit_window_slides() -> None:
         pass
     assert limited.value.retry_after_seconds == 40
     with guard.admit("postfix"):  # limits are per service
-        with pytest.raises(RestartInProgress), guard.admit("postfix"):
+        with pytest.raises(ActionInProgress), guard.admit("postfix"):
             pass
     now[0] += 40
     with guard.admit("nginx"):

@@ -12,9 +12,9 @@ from gql.transport.websockets import WebsocketsTransport
 from tests.conftest import OPERATOR, OPERATOR_TOKEN, VIEWER_TOKEN, RunningServer
 from tests.test_app import RESTART, post
 from tests.units import CRASHY, FAILING, HEALTHY, LOGGY, LONG_LINE
-from unitgate.services.control import ServiceControl
-from unitgate.services.errors import RestartInProgress
-from unitgate.services.status import UnitStatus
+from unitgate.services.errors import ActionInProgress
+from unitgate.services.policy.control import ServiceControl
+from unitgate.services.systemd.status import UnitStatus
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -76,7 +76,7 @@ async def test_follow_logs_over_websockets(server: RunningServer, protocol: str)
     async with Client(transport=transport) as session:
         stream = session.subscribe(GraphQLRequest(FOLLOW, variable_values={"name": LOGGY, "after": None}))
         first = asyncio.ensure_future(anext(stream))
-        while server.control.followers.processes() == 0:
+        while server.control.followers.running == 0:
             await asyncio.sleep(0.01)
         await post(server.url, RESTART, {"name": LOGGY})
         messages = [(await asyncio.wait_for(first, 15))["serviceLogsFollowed"]]
@@ -119,7 +119,7 @@ async def test_reload_shares_the_restart_lock(control: ServiceControl) -> None:
     )
     # The reload looks at CanReload first; by then the restart holds the service's lock.
     assert isinstance(outcomes[0], UnitStatus)
-    assert isinstance(outcomes[1], RestartInProgress)
+    assert isinstance(outcomes[1], ActionInProgress)
 
 
 async def test_failure_summary(server: RunningServer) -> None:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from tests.services.test_runner import running
 from tests.units import HEALTHY
-from unitgate.sandbox import UserManagerSandbox, cgroup_mounts, descendants
+from unitgate.sandbox import UserManagerSandbox
+from unitgate.sandbox_host import cgroup_mounts, descendants
 
 UNIT = {f"{HEALTHY}.service": "[Service]\nExecStart=/bin/sleep infinity\n"}
 

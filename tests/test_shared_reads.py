@@ -10,7 +10,7 @@ import websockets
 from tests.conftest import OPERATOR_TOKEN, RunningServer
 from tests.test_app import RESTART, post
 from tests.units import HEALTHY
-from unitgate.services.allowlist import DEFAULT_ALLOWLIST
+from unitgate.services.systemd.allowlist import DEFAULT_ALLOWLIST
 
 
 async def test_fourteen_aliases_cost_one_process(server: RunningServer) -> None:

@@ -16,58 +16,62 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Receive, Send
-from starlette.types import Scope as ASGIScope
 
 from unitgate import graphiql_assets
-from unitgate.auth import Authenticator
 from unitgate.config import Settings
-from unitgate.graphql_view import AuthGate, UnitgateGraphQL
 from unitgate.schema.limits import DocumentLimits
 from unitgate.schema.root import build_schema
-from unitgate.services.audit import AuditLog
-from unitgate.services.control import ServiceControl
-from unitgate.services.journal import Journal
-from unitgate.services.runner import ProcessRunner
-from unitgate.services.systemctl import Scope, Systemctl, systemctl_environment
-from unitgate.services.systemd_bus import SystemdSignals, bus_address
+from unitgate.services.live.log_follower import LogFollowers
+from unitgate.services.live.reads import StatusReads
+from unitgate.services.live.watcher import StatusWatcher
+from unitgate.services.policy.audit import AuditLog
+from unitgate.services.policy.control import ServiceControl
+from unitgate.services.policy.guard import ActionGuard
+from unitgate.services.policy.tokens import Authenticator
+from unitgate.services.systemd.bus import SystemdSignals, bus_address
+from unitgate.services.systemd.journal import Journal
+from unitgate.services.systemd.runner import ProcessRunner
+from unitgate.services.systemd.systemctl import Systemctl, systemctl_environment
+from unitgate.services.systemd.units import Scope
+from unitgate.view.auth_gate import AuthGate
+from unitgate.view.body_limit import BodyLimit
+from unitgate.view.graphql import UnitgateGraphQL
+from unitgate.view.ws_cap import WebSocketCap
+from unitgate.view.ws_shortcut import WebSocketShortcut
 
 log = logging.getLogger(__name__)
 
 
 def build_control(settings: Settings, environ: Mapping[str, str] | None = None) -> ServiceControl:
-    """Wire the services layer from settings; `environ` is where the user manager is found."""
+    """The composition root of the services layer: every collaborator is made here, from
+    settings; `environ` is where the user manager is found."""
     scope = Scope(settings.scope)
     environ = os.environ if environ is None else environ
     allowlist = settings.build_allowlist()
     runner = ProcessRunner(systemctl_environment(scope, environ))
+    systemctl = Systemctl(allowlist, runner, settings.systemctl_options())
+    journal = Journal(allowlist, runner, settings.journal_options())
+    reads = StatusReads(systemctl)
+    guard = ActionGuard(settings.action_rate_limit())
     signals = (
         SystemdSignals(scope, bus_address(scope, environ), allowlist.names) if settings.dbus_events else None
     )
-    return ServiceControl(
-        Systemctl(allowlist, runner, settings.systemctl_options()),
-        timings=settings.watcher_timings(),
-        restart_limit=settings.restart_rate_limit(),
-        audit=AuditLog(Path(settings.audit_file) if settings.audit_file else None),
-        journal=Journal(allowlist, runner, settings.journal_options()),
-        signals=signals,
+    watcher = StatusWatcher(
+        reads.read_all,
+        settings.watcher_timings(),
+        signals,
+        # An action through the API makes its own signals; its own refresh covers them.
+        accept_signal=lambda name: not guard.in_flight(name),
     )
-
-
-class WebSocketShortcut:
-    """Hands /graphql websockets straight to the GraphQL view. Every layer between them would
-    hold its frame and wrappers for the whole life of the connection, and a thousand idle
-    dashboards make that add up (bench/ measures memory per subscriber)."""
-
-    def __init__(self, app: ASGIApp, graphql: ASGIApp) -> None:
-        self.app = app
-        self.graphql = graphql
-
-    async def __call__(self, scope: ASGIScope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket" and scope["path"] == "/graphql":
-            await self.graphql(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
+    return ServiceControl(
+        systemctl=systemctl,
+        reads=reads,
+        watcher=watcher,
+        journal=journal,
+        followers=LogFollowers(journal),
+        guard=guard,
+        audit=AuditLog(Path(settings.audit_file) if settings.audit_file else None),
+    )
 
 
 def create_app(settings: Settings, control: ServiceControl | None = None) -> Starlette:
@@ -100,7 +104,6 @@ def create_app(settings: Settings, control: ServiceControl | None = None) -> Sta
         authenticator,
         allowed_origins=settings.allowed_origins,
         max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
-        max_websocket_connections=settings.max_websocket_connections,
         connection_init_timeout=settings.connection_init_timeout,
         offline_ide=not absent,
     )
@@ -128,7 +131,8 @@ def create_app(settings: Settings, control: ServiceControl | None = None) -> Sta
         finally:
             await control.aclose()
 
-    middleware = [Middleware(WebSocketShortcut, graphql=graphql)]
+    websockets = WebSocketCap(graphql, settings.max_websocket_connections)
+    middleware = [Middleware(WebSocketShortcut, graphql=websockets)]
     if settings.allowed_origins:
         middleware.append(
             Middleware(
@@ -141,7 +145,7 @@ def create_app(settings: Settings, control: ServiceControl | None = None) -> Sta
         )
     app = Starlette(
         routes=[
-            Route("/graphql", AuthGate(graphql, authenticator, settings.max_body_bytes)),
+            Route("/graphql", AuthGate(BodyLimit(graphql, settings.max_body_bytes), authenticator)),
             Route("/healthz", healthz, methods=["GET"]),
             Mount(
                 graphiql_assets.URL_PREFIX.rstrip("/"),
@@ -155,4 +159,5 @@ def create_app(settings: Settings, control: ServiceControl | None = None) -> Sta
     )
     app.state.control = control
     app.state.graphql = graphql
+    app.state.websockets = websockets
     return app

@@ -204,9 +204,9 @@ def _demo(args: argparse.Namespace) -> int:
 def _token(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from unitgate.auth import config_snippet, new_token, token_sha256
     from unitgate.config import TokenConfig
-    from unitgate.services.access import Role
+    from unitgate.services.policy.access import Role
+    from unitgate.services.policy.tokens import config_snippet, new_token, token_sha256
 
     token = new_token()
     try:

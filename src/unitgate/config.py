@@ -3,20 +3,30 @@
 from __future__ import annotations
 
 import tomllib
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from unitgate.services.allowlist import DEFAULT_ALLOWLIST, Allowlist, unit_name_problem
-from unitgate.services.guard import RateLimit
-from unitgate.services.journal import JournalOptions
-from unitgate.services.systemctl import RestartVia, Scope, SystemctlOptions
-from unitgate.services.watcher import WatcherTimings
+from unitgate.services.live.watcher import WatcherTimings
+from unitgate.services.policy.guard import RateLimit
+from unitgate.services.systemd.allowlist import DEFAULT_ALLOWLIST, Allowlist, unit_name_problem
+from unitgate.services.systemd.journal import JournalOptions
+from unitgate.services.systemd.systemctl import RestartVia, SystemctlOptions
+from unitgate.services.systemd.units import Scope
 
 Seconds = Annotated[float, Field(gt=0, le=86_400)]
 Limit = Annotated[int, Field(ge=1, le=1_000_000)]
+
+# Keys renamed because they cover more than their old name said (reload, not only restart):
+# the old spelling is still read, with a warning, and never together with the new one.
+DEPRECATED_KEYS: dict[str, str] = {
+    "restart_timeout": "action_timeout",
+    "restart_limit": "action_limit",
+    "restart_window": "action_window",
+}
 
 
 class TokenConfig(BaseModel):
@@ -47,7 +57,7 @@ class Settings(BaseModel):
         default=(), strict=False, description="Added to the allowlist (the default one, or `allowlist`)."
     )
     status_timeout: Seconds = 5.0
-    restart_timeout: Seconds = 30.0
+    action_timeout: Seconds = Field(default=30.0, description="for `systemctl restart` or `reload`")
     poll_interval: Seconds = Field(default=2.0, description="between reads when no D-Bus is reachable")
     memory_interval: Seconds = Field(default=30.0, description="between reads for MemoryCurrent")
     dbus_events: bool = Field(default=True, description="listen for systemd's D-Bus signals")
@@ -68,8 +78,8 @@ class Settings(BaseModel):
     allowed_origins: tuple[str, ...] = Field(default=(), strict=False)
     audit_file: str | None = None
 
-    restart_limit: Limit = Field(default=3, description="restarts of one service per restart_window")
-    restart_window: Seconds = 60.0
+    action_limit: Limit = Field(default=3, description="actions on one service per action_window")
+    action_window: Seconds = 60.0
     max_query_depth: Limit = 10
     max_aliases: Limit = 30
     max_tokens: Limit = 2000
@@ -77,6 +87,21 @@ class Settings(BaseModel):
     max_websocket_connections: Limit = 2000
     connection_init_timeout: Seconds = 10.0
     max_body_bytes: Limit = Field(default=1 << 20, description="largest HTTP request body")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_keys(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        data = dict(data)
+        for old, new in DEPRECATED_KEYS.items():
+            if old not in data:
+                continue
+            if new in data:
+                raise ValueError(f"{old} is the old name of {new}: give only {new}")
+            warnings.warn(f"config key {old} is deprecated: call it {new}", FutureWarning, stacklevel=2)
+            data[new] = data.pop(old)
+        return data
 
     @field_validator("tokens")
     @classmethod
@@ -118,8 +143,8 @@ class Settings(BaseModel):
             timeout=self.status_timeout,
         )
 
-    def restart_rate_limit(self) -> RateLimit:
-        return RateLimit(count=self.restart_limit, window_seconds=self.restart_window)
+    def action_rate_limit(self) -> RateLimit:
+        return RateLimit(count=self.action_limit, window_seconds=self.action_window)
 
     def systemctl_options(self) -> SystemctlOptions:
         return SystemctlOptions(
@@ -127,7 +152,7 @@ class Settings(BaseModel):
             systemctl_path=self.systemctl_path,
             sudo_path=self.sudo_path,
             status_timeout=self.status_timeout,
-            restart_timeout=self.restart_timeout,
+            action_timeout=self.action_timeout,
             restart_via=RestartVia(self.restart_via),
         )
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import re
 
-from unitgate.services.allowlist import Allowlist, unit_for
-from unitgate.services.systemctl import UnitVerb
+from unitgate.services.systemd.allowlist import Allowlist
+from unitgate.services.systemd.units import UnitVerb, unit_for
 
 # What unitgate may ask systemd to do to an allowlisted unit.
 VERBS: tuple[str, ...] = tuple(str(verb) for verb in UnitVerb)

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+import contextlib
+import functools
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TypeAlias
+from typing import ParamSpec, TypeAlias, TypeVar, cast
 
 import strawberry
 from strawberry.dataloader import DataLoader
 
-from unitgate.schema import types
-from unitgate.services import errors
-from unitgate.services.access import Actor
-from unitgate.services.control import ServiceControl
-from unitgate.services.journal import LogEntry
-from unitgate.services.status import UnitStatus
+from unitgate.schema import results, types
+from unitgate.schema.errors import error_result
+from unitgate.services.errors import UnitgateError
+from unitgate.services.policy.access import Actor
+from unitgate.services.policy.control import ServiceControl
+from unitgate.services.systemd.status import UnitStatus
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
 
 
 @dataclass
@@ -24,12 +30,10 @@ class Context:
     actor: Actor | None = None
     address: str | None = None
     connection_params: object = None
-    _status_loader: DataLoader[str, UnitStatus | errors.UnitgateError] | None = field(
-        default=None, repr=False
-    )
+    _status_loader: DataLoader[str, UnitStatus | UnitgateError] | None = field(default=None, repr=False)
 
     @property
-    def status_loader(self) -> DataLoader[str, UnitStatus | errors.UnitgateError]:
+    def status_loader(self) -> DataLoader[str, UnitStatus | UnitgateError]:
         """Batches every service(name) of one operation into one `systemctl show`.
 
         No cache: over a websocket this context lives as long as the connection, and a cached
@@ -49,80 +53,36 @@ class Context:
 
 Info: TypeAlias = strawberry.Info[Context, None]
 
-ErrorType: TypeAlias = (
-    types.ServiceNotAllowed
-    | types.ServiceNotFound
-    | types.SystemctlTimeout
-    | types.RestartFailed
-    | types.SystemdUnavailable
-    | types.Forbidden
-    | types.RestartInProgress
-    | types.RateLimited
-    | types.ReloadFailed
-    | types.ReloadNotSupported
-    | types.JournalUnavailable
-    | types.InvalidCursor
-    | types.LogStreamLagged
-)
+
+def typed_errors(resolver: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """A resolver whose services-layer failures become their typed GraphQL errors."""
+
+    @functools.wraps(resolver)
+    async def answer(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await resolver(*args, **kwargs)
+        except UnitgateError as error:
+            # The field's union lists the error types it can return; strawberry checks it.
+            return cast(R, error_result(error))
+
+    return answer
 
 
-def _log_lines(entries: object) -> list[types.LogLine]:
-    return [types.LogLine.from_entry(entry) for entry in entries if isinstance(entry, LogEntry)]  # type: ignore[attr-defined]
+async def stream(
+    events: AsyncGenerator[T | UnitgateError, None], convert: Callable[[T], R]
+) -> AsyncGenerator[R, None]:
+    """A subscription's events as schema types, typed errors included; the source is closed
+    however the subscriber leaves, so shared watchers and log followers end with their last."""
+    async with contextlib.aclosing(events):
+        async for event in events:
+            # As in typed_errors: the field's union lists the error types it can yield.
+            yield cast(R, error_result(event)) if isinstance(event, UnitgateError) else convert(event)
 
 
-def error_result(error: errors.UnitgateError) -> ErrorType:
-    """The GraphQL type of a services-layer failure."""
-    message = str(error)
-    match error:
-        case errors.ServiceNotAllowed():
-            return types.ServiceNotAllowed(message=message, name=types.echo(error.name))
-        case errors.ServiceNotFound():
-            return types.ServiceNotFound(message=message, name=error.name)
-        case errors.SystemctlTimeout():
-            return types.SystemctlTimeout(
-                message=message, command=error.command, timeout_seconds=error.timeout_seconds
-            )
-        case errors.RestartFailed():
-            return types.RestartFailed(
-                message=message,
-                name=error.name,
-                exit_code=error.exit_code,
-                recent_logs=_log_lines(error.recent_logs),
-            )
-        case errors.ReloadFailed():
-            return types.ReloadFailed(
-                message=message,
-                name=error.name,
-                exit_code=error.exit_code,
-                recent_logs=_log_lines(error.recent_logs),
-            )
-        case errors.ReloadNotSupported():
-            return types.ReloadNotSupported(message=message, name=error.name)
-        case errors.JournalUnavailable():
-            return types.JournalUnavailable(message=message)
-        case errors.InvalidCursor():
-            return types.InvalidCursor(message=message)
-        case errors.LogStreamLagged():
-            return types.LogStreamLagged(message=message, last_cursor=error.last_cursor)
-        case errors.SystemdUnavailable():
-            return types.SystemdUnavailable(message=message)
-        case errors.Forbidden():
-            return types.Forbidden(message=message, role=error.role)
-        case errors.RestartInProgress():
-            return types.RestartInProgress(message=message, name=error.name)
-        case errors.RateLimited():
-            return types.RateLimited(
-                message=message, name=error.name, retry_after_seconds=int(error.retry_after_seconds)
-            )
-    raise TypeError(f"no GraphQL type for {type(error).__name__}")
-
-
-async def services(info: Info) -> types.ServicesResult:
+@typed_errors
+async def services(info: Info) -> results.ServicesResult:
     info.context.require_actor()
-    try:
-        statuses = await info.context.control.list_installed()
-    except (errors.SystemctlTimeout, errors.SystemdUnavailable) as error:
-        return error_result(error)  # type: ignore[return-value]
+    statuses = await info.context.control.list_installed()
     counts = info.context.control.counts(statuses)
     return types.ServiceList(
         services=[types.ServiceStatus.from_unit(s) for s in statuses],
@@ -134,72 +94,48 @@ async def services(info: Info) -> types.ServicesResult:
     )
 
 
-async def service(info: Info, name: str) -> types.ServiceResult:
+@typed_errors
+async def service(info: Info, name: str) -> results.ServiceResult:
     info.context.require_actor()
-    try:
-        # The loader raises a name's own error (not allowed, not found) for that name only.
-        status = await info.context.status_loader.load(name)
-    except (
-        errors.ServiceNotAllowed,
-        errors.ServiceNotFound,
-        errors.SystemctlTimeout,
-        errors.SystemdUnavailable,
-    ) as error:
-        return error_result(error)  # type: ignore[return-value]
-    assert isinstance(status, UnitStatus)
+    # The loader hands back a name's own error (not allowed, not found) for that name only.
+    status = await info.context.status_loader.load(name)
+    if isinstance(status, UnitgateError):
+        raise status
     return types.ServiceStatus.from_unit(status)
 
 
-async def restart_service(info: Info, name: str) -> types.RestartServiceResult:
-    try:
-        status = await info.context.control.restart(name, info.context.require_actor())
-    except errors.UnitgateError as error:
-        return error_result(error)  # type: ignore[return-value]
+@typed_errors
+async def restart_service(info: Info, name: str) -> results.RestartServiceResult:
+    status = await info.context.control.restart(name, info.context.require_actor())
     return types.RestartSucceeded(service=types.ServiceStatus.from_unit(status))
 
 
-async def reload_service(info: Info, name: str) -> types.ReloadServiceResult:
-    try:
-        status = await info.context.control.reload(name, info.context.require_actor())
-    except errors.UnitgateError as error:
-        return error_result(error)  # type: ignore[return-value]
+@typed_errors
+async def reload_service(info: Info, name: str) -> results.ReloadServiceResult:
+    status = await info.context.control.reload(name, info.context.require_actor())
     return types.ReloadSucceeded(service=types.ServiceStatus.from_unit(status))
 
 
-async def service_logs(info: Info, name: str, lines: int = 50) -> types.ServiceLogsResult:
-    try:
-        entries = await info.context.control.logs(name, lines, info.context.require_actor())
-    except errors.UnitgateError as error:
-        return error_result(error)  # type: ignore[return-value]
+@typed_errors
+async def service_logs(info: Info, name: str, lines: int = 50) -> results.ServiceLogsResult:
+    entries = await info.context.control.logs(name, lines, info.context.require_actor())
     return types.ServiceLogs(lines=[types.LogLine.from_entry(entry) for entry in entries])
 
 
 async def service_logs_followed(
     info: Info, name: str, after_cursor: str | None = None
-) -> AsyncGenerator[types.ServiceLogEvent, None]:
+) -> AsyncGenerator[results.ServiceLogEvent, None]:
     events = info.context.control.follow_logs(name, info.context.require_actor(), after_cursor)
-    try:
-        async for event in events:
-            if isinstance(event, errors.UnitgateError):
-                yield error_result(event)  # type: ignore[misc]
-            else:
-                yield types.LogLine.from_entry(event)
-    finally:
-        # The shared journalctl -f ends with its last follower, however that follower left.
-        await events.aclose()
+    async with contextlib.aclosing(stream(events, types.LogLine.from_entry)) as lines:
+        async for line in lines:
+            yield line
 
 
 async def service_status_changed(
     info: Info, names: list[str] | None = None
-) -> AsyncGenerator[types.ServiceStatusEvent, None]:
+) -> AsyncGenerator[results.ServiceStatusEvent, None]:
     info.context.require_actor()
     events = info.context.control.status_events(names)
-    try:
-        async for event in events:
-            if isinstance(event, errors.UnitgateError):
-                yield error_result(event)  # type: ignore[misc]
-            else:
-                yield types.ServiceStatus.from_unit(event)
-    finally:
-        # Closing the inner generator leaves the shared watcher even when the client vanishes.
-        await events.aclose()
+    async with contextlib.aclosing(stream(events, types.ServiceStatus.from_unit)) as statuses:
+        async for status in statuses:
+            yield status

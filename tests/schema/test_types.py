@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import VIEWER
 from unitgate.resolvers import Context
 from unitgate.schema.root import schema
-from unitgate.services.status import UnitStatus
+from unitgate.services.systemd.status import UnitStatus
 
 
 class BrokenControl:

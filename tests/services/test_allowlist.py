@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from unitgate.services.allowlist import DEFAULT_ALLOWLIST, Allowlist, unit_for, unit_name_problem
 from unitgate.services.errors import ServiceNotAllowed
+from unitgate.services.systemd.allowlist import DEFAULT_ALLOWLIST, Allowlist, unit_name_problem
+from unitgate.services.systemd.units import unit_for
 
 HOSTILE_NAMES = [
     "../../../etc/passwd",

@@ -10,9 +10,9 @@ import pytest
 from tests.conftest import OPERATOR
 from tests.units import CRASHY, FAILING, HANGING, HEALTHY, LOGGY, MISSING
 from unitgate.sandbox import UserManagerSandbox
-from unitgate.services.control import ServiceControl, StatusEvent
 from unitgate.services.errors import ServiceNotAllowed, ServiceNotFound
-from unitgate.services.status import UnitStatus
+from unitgate.services.policy.control import ServiceControl, StatusEvent
+from unitgate.services.systemd.status import UnitStatus
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -12,12 +12,12 @@ from tests.conftest import OPERATOR, sandbox_settings
 from tests.units import CRASHY, HEALTHY, STARTED, UNITS
 from unitgate.app import build_control
 from unitgate.sandbox import UserManagerSandbox
-from unitgate.services.allowlist import DEFAULT_ALLOWLIST
-from unitgate.services.control import ServiceControl, StatusEvent
-from unitgate.services.status import UnitStatus
-from unitgate.services.systemctl import Scope
-from unitgate.services.systemd_bus import BusUnavailable, SystemdSignals, bus_address, unit_object_path
-from unitgate.services.watcher import Mode
+from unitgate.services.live.watcher import Mode
+from unitgate.services.policy.control import ServiceControl, StatusEvent
+from unitgate.services.systemd.allowlist import DEFAULT_ALLOWLIST
+from unitgate.services.systemd.bus import BusUnavailable, SystemdSignals, bus_address, unit_object_path
+from unitgate.services.systemd.status import UnitStatus
+from unitgate.services.systemd.units import Scope
 
 pytestmark = pytest.mark.timeout(60)
 MakeControl = Callable[..., ServiceControl]

@@ -13,7 +13,6 @@ import pytest
 from tests.conftest import OPERATOR, VIEWER
 from tests.units import FAILING, HEALTHY, LOGGY, LONG_LINE, MISSING
 from unitgate.sandbox import UserManagerSandbox
-from unitgate.services.control import LogEvent, ServiceControl
 from unitgate.services.errors import (
     Forbidden,
     InvalidCursor,
@@ -23,8 +22,9 @@ from unitgate.services.errors import (
     ServiceNotAllowed,
     ServiceNotFound,
 )
-from unitgate.services.journal import LogEntry, check_cursor, parse_entry
-from unitgate.services.log_follower import QUEUE_LIMIT, LogSubscription
+from unitgate.services.live.log_follower import QUEUE_LIMIT, LogSubscription
+from unitgate.services.policy.control import LogEvent, ServiceControl
+from unitgate.services.systemd.logs import LogEntry, check_cursor, parse_entry
 
 pytestmark = pytest.mark.timeout(60)
 MakeControl = Callable[..., ServiceControl]
@@ -97,7 +97,7 @@ async def restart_loggy(control: ServiceControl) -> list[LogEntry]:
     try:
         first = asyncio.ensure_future(anext(events))
         await asyncio.sleep(0)
-        while control.followers.processes() == 0:
+        while control.followers.running == 0:
             await asyncio.sleep(0.01)
         await control.restart(LOGGY, OPERATOR)
         seen = [await asyncio.wait_for(first, 15)]
@@ -119,7 +119,7 @@ async def test_follow_then_recent(control: ServiceControl) -> None:
     assert all(entry.pid for entry in recent)
     assert len(await control.logs(LOGGY, 10_000, OPERATOR)) <= 500
     assert await control.logs(LOGGY, -5, OPERATOR) == []
-    assert control.followers.processes() == 0  # the follower ended with its last subscriber
+    assert control.followers.running == 0  # the follower ended with its last subscriber
 
 
 async def test_one_follower_process_is_shared(control: ServiceControl) -> None:
@@ -127,7 +127,7 @@ async def test_one_follower_process_is_shared(control: ServiceControl) -> None:
     streams = [control.follow_logs(LOGGY, OPERATOR) for _ in range(5)]
     pending = [asyncio.ensure_future(anext(stream)) for stream in streams]
     try:
-        while control.followers.processes() == 0 or not all(
+        while control.followers.running == 0 or not all(
             len(f.subscribers) == 5 for f in control.followers._followers.values()
         ):
             await asyncio.sleep(0.01)
@@ -135,12 +135,12 @@ async def test_one_follower_process_is_shared(control: ServiceControl) -> None:
         await control.restart(LOGGY, OPERATOR)
         for future in pending:
             assert isinstance(await asyncio.wait_for(future, 15), LogEntry)
-        assert control.followers.processes() == 1
+        assert control.followers.running == 1
         assert runner.spawned == before + 2  # the restart and its status read; no new follower
     finally:
         for stream in streams:
             await stream.aclose()
-    assert control.followers.processes() == 0
+    assert control.followers.running == 0
 
 
 async def test_resume_after_cursor_misses_nothing(control: ServiceControl) -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from unitgate.sandbox import process_tree
-from unitgate.services.runner import CommandNotStarted, CommandTimedOut, ProcessRunner
+from unitgate.sandbox_host import process_tree
+from unitgate.services.systemd.runner import CommandNotStarted, CommandTimedOut, ProcessRunner
 
 ENV = {"PATH": "/usr/bin:/bin", "LC_ALL": "C"}
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from unitgate.services.status import (
+from unitgate.services.systemd.status import (
     ClockReading,
     ShowOutputError,
     parse_memory,

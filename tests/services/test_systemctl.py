@@ -15,16 +15,17 @@ from tests.services.test_allowlist import HOSTILE_NAMES
 from tests.services.test_runner import children
 from tests.units import FAILING, HANGING, HEALTHY, MISSING
 from unitgate.sandbox import UserManagerSandbox
-from unitgate.services.control import ServiceControl
 from unitgate.services.errors import (
+    CommandTimeout,
     RestartFailed,
     ServiceNotAllowed,
     ServiceNotFound,
-    SystemctlTimeout,
     SystemdUnavailable,
 )
-from unitgate.services.runner import ProcessRunner
-from unitgate.services.systemctl import RestartVia, Scope, Systemctl, SystemctlOptions
+from unitgate.services.policy.control import ServiceControl
+from unitgate.services.systemd.runner import ProcessRunner
+from unitgate.services.systemd.systemctl import RestartVia, Systemctl, SystemctlOptions
+from unitgate.services.systemd.units import Scope, UnitVerb
 
 MakeControl = Callable[..., ServiceControl]
 
@@ -118,13 +119,13 @@ async def test_failing_restart_reports_systemctl_exit_code_and_message(control: 
 async def test_hanging_restart_times_out_and_is_reaped(
     make_control: MakeControl, sandbox: UserManagerSandbox
 ) -> None:
-    control = make_control(restart_timeout=0.5)
+    control = make_control(action_timeout=0.5)
     before = children()
     try:
-        with pytest.raises(SystemctlTimeout) as timed_out:
+        with pytest.raises(CommandTimeout) as timed_out:
             await control.restart(HANGING, OPERATOR)
         assert timed_out.value.timeout_seconds == 0.5
-        assert timed_out.value.command == "restart"
+        assert timed_out.value.command == "systemctl restart"
         assert children() == before
     finally:
         sandbox.systemctl("stop", f"{HANGING}.service")
@@ -206,7 +207,7 @@ async def test_sudo_restart_runs_exactly_the_sudoers_command_line(make_control: 
     options = SystemctlOptions(scope=Scope.USER, restart_via=RestartVia.SUDO)
     wrapper = Systemctl(control.allowlist, runner, options)
     with pytest.raises(SystemdUnavailable):  # the recorded `show` reaches no manager: no env given
-        await wrapper.restart(HEALTHY)
+        await wrapper.act(UnitVerb.RESTART, HEALTHY)
     assert runner.argvs[0] == [
         "/usr/bin/sudo",
         "-n",
@@ -222,5 +223,5 @@ async def test_polkit_restart_runs_systemctl_without_sudo_or_prompt(make_control
     runner = RecordingRunner()
     options = SystemctlOptions(scope=Scope.SYSTEM, restart_via=RestartVia.POLKIT)
     with pytest.raises(SystemdUnavailable):
-        await Systemctl(control.allowlist, runner, options).restart(HEALTHY)
+        await Systemctl(control.allowlist, runner, options).act(UnitVerb.RESTART, HEALTHY)
     assert runner.argvs[0] == ["/usr/bin/systemctl", "--no-ask-password", "restart", "nginx.service"]

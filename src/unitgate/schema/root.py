@@ -16,21 +16,21 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 
 from unitgate import resolvers
-from unitgate.schema import types
+from unitgate.schema import errors, results
 from unitgate.schema.limits import DocumentLimits, OneServiceActionPerDocument
 from unitgate.schema.scalars import SCALAR_MAP
 
 
 @strawberry.type
 class Query:
-    services: types.ServicesResult = strawberry.field(
+    services: results.ServicesResult = strawberry.field(
         resolver=resolvers.services,
         description="The allowlisted services that are installed, with their status.",
     )
-    service: types.ServiceResult = strawberry.field(
+    service: results.ServiceResult = strawberry.field(
         resolver=resolvers.service, description="One allowlisted service by name."
     )
-    service_logs: types.ServiceLogsResult = strawberry.field(
+    service_logs: results.ServiceLogsResult = strawberry.field(
         resolver=resolvers.service_logs,
         description=(
             "A service's last `lines` journal lines, oldest first (0 to 500; more is read as 500). "
@@ -41,11 +41,11 @@ class Query:
 
 @strawberry.type
 class Mutation:
-    restart_service: types.RestartServiceResult = strawberry.mutation(
+    restart_service: results.RestartServiceResult = strawberry.mutation(
         resolver=resolvers.restart_service,
         description="Restart one allowlisted service; waits for systemd's job to finish.",
     )
-    reload_service: types.ReloadServiceResult = strawberry.mutation(
+    reload_service: results.ReloadServiceResult = strawberry.mutation(
         resolver=resolvers.reload_service,
         description="Reload one allowlisted service whose unit says CanReload=yes.",
     )
@@ -53,7 +53,7 @@ class Mutation:
 
 @strawberry.type
 class Subscription:
-    service_status_changed: types.ServiceStatusEvent = strawberry.subscription(  # type: ignore[assignment]
+    service_status_changed: results.ServiceStatusEvent = strawberry.subscription(  # type: ignore[assignment]
         resolver=resolvers.service_status_changed,
         description=(
             "The current status of each named service (all installed ones when `names` is "
@@ -62,7 +62,7 @@ class Subscription:
             "the stream."
         ),
     )
-    service_logs_followed: types.ServiceLogEvent = strawberry.subscription(  # type: ignore[assignment]
+    service_logs_followed: results.ServiceLogEvent = strawberry.subscription(  # type: ignore[assignment]
         resolver=resolvers.service_logs_followed,
         description=(
             "A service's journal lines as they are written. With afterCursor (a LogLine's cursor), "
@@ -93,21 +93,8 @@ def build_schema(limits: DocumentLimits | None = None) -> strawberry.Schema:
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        types=[
-            types.ServiceNotAllowed,
-            types.ServiceNotFound,
-            types.SystemctlTimeout,
-            types.RestartFailed,
-            types.SystemdUnavailable,
-            types.Forbidden,
-            types.RestartInProgress,
-            types.RateLimited,
-            types.ReloadFailed,
-            types.ReloadNotSupported,
-            types.JournalUnavailable,
-            types.InvalidCursor,
-            types.LogStreamLagged,
-        ],
+        # Every error type, so that the schema has each even where no union names it yet.
+        types=list(errors.ERRORS.values()),
         # Factories, not instances: each operation gets its own extension objects. The caches
         # are bounded LRUs shared by all of them.
         extensions=[

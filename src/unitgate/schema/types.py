@@ -1,17 +1,14 @@
-"""The schema's object types, the Error interface and every typed error."""
+"""The schema's object types: what a successful answer carries."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
 
 import strawberry
 
 from unitgate.schema.scalars import ByteCount
-from unitgate.services.journal import LogEntry
-from unitgate.services.status import UnitStatus
-
-_ECHO_LIMIT = 256
+from unitgate.services.systemd.logs import LogEntry
+from unitgate.services.systemd.status import UnitStatus
 
 
 @strawberry.type(description="The state of one allowlisted systemd service.")
@@ -105,145 +102,3 @@ class ReloadSucceeded:
 @strawberry.type(description="The restart's job finished; `service` is the status after it.")
 class RestartSucceeded:
     service: ServiceStatus
-
-
-@strawberry.interface(description="Every typed failure carries a human-readable message.")
-class Error:
-    message: str
-
-
-@strawberry.type(description="The name is not exactly one of the allowlisted services.")
-class ServiceNotAllowed(Error):
-    name: str = strawberry.field(description="The name as sent, cut to 256 characters.")
-
-
-@strawberry.type(description="The service is allowlisted but not installed on this machine.")
-class ServiceNotFound(Error):
-    name: str
-
-
-@strawberry.type(description="systemctl did not answer in time; it was killed.")
-class SystemctlTimeout(Error):
-    command: str = strawberry.field(description="The systemctl verb that timed out.")
-    timeout_seconds: float
-
-
-@strawberry.type(description="systemctl restart failed; exitCode and message are systemctl's.")
-class RestartFailed(Error):
-    name: str
-    exit_code: int
-    recent_logs: list[LogLine] = strawberry.field(description="The unit's last journal lines: the why.")
-
-
-@strawberry.type(description="systemctl reload failed; exitCode and message are systemctl's.")
-class ReloadFailed(Error):
-    name: str
-    exit_code: int
-    recent_logs: list[LogLine] = strawberry.field(description="The unit's last journal lines: the why.")
-
-
-@strawberry.type(description="The unit says CanReload=no; nothing ran.")
-class ReloadNotSupported(Error):
-    name: str
-
-
-@strawberry.type(description="journalctl is missing or cannot read the journal.")
-class JournalUnavailable(Error):
-    pass
-
-
-@strawberry.type(description="afterCursor is not a cursor the journal gave.")
-class InvalidCursor(Error):
-    pass
-
-
-@strawberry.type(description="This log stream fell behind and ended; subscribe again with afterCursor.")
-class LogStreamLagged(Error):
-    last_cursor: str | None = strawberry.field(description="The last line delivered; resume after it.")
-
-
-@strawberry.type(description="systemctl is missing or no systemd manager answers.")
-class SystemdUnavailable(Error):
-    pass
-
-
-@strawberry.type(description="The caller's role may not do this; nothing ran.")
-class Forbidden(Error):
-    role: str
-
-
-@strawberry.type(description="A restart of this service is already running; nothing new ran.")
-class RestartInProgress(Error):
-    name: str
-
-
-@strawberry.type(description="Too many restarts of this service lately; nothing ran.")
-class RateLimited(Error):
-    name: str
-    retry_after_seconds: int = strawberry.field(description="Seconds until a restart is accepted.")
-
-
-ServicesResult = Annotated[
-    ServiceList | SystemctlTimeout | SystemdUnavailable,
-    strawberry.union("ServicesResult"),
-]
-ServiceResult = Annotated[
-    ServiceStatus | ServiceNotAllowed | ServiceNotFound | SystemctlTimeout | SystemdUnavailable,
-    strawberry.union("ServiceResult"),
-]
-RestartServiceResult = Annotated[
-    RestartSucceeded
-    | ServiceNotAllowed
-    | ServiceNotFound
-    | SystemctlTimeout
-    | RestartFailed
-    | SystemdUnavailable
-    | Forbidden
-    | RestartInProgress
-    | RateLimited,
-    strawberry.union("RestartServiceResult"),
-]
-ReloadServiceResult = Annotated[
-    ReloadSucceeded
-    | ServiceNotAllowed
-    | ServiceNotFound
-    | SystemctlTimeout
-    | ReloadFailed
-    | ReloadNotSupported
-    | SystemdUnavailable
-    | Forbidden
-    | RestartInProgress
-    | RateLimited,
-    strawberry.union("ReloadServiceResult"),
-]
-ServiceLogsResult = Annotated[
-    ServiceLogs
-    | ServiceNotAllowed
-    | ServiceNotFound
-    | JournalUnavailable
-    | SystemctlTimeout
-    | SystemdUnavailable
-    | Forbidden,
-    strawberry.union("ServiceLogsResult"),
-]
-ServiceLogEvent = Annotated[
-    LogLine
-    | ServiceNotAllowed
-    | ServiceNotFound
-    | JournalUnavailable
-    | SystemctlTimeout
-    | SystemdUnavailable
-    | Forbidden
-    | InvalidCursor
-    | LogStreamLagged,
-    strawberry.union("ServiceLogEvent"),
-]
-ServiceStatusEvent = Annotated[
-    ServiceStatus | ServiceNotAllowed | ServiceNotFound | SystemctlTimeout | SystemdUnavailable,
-    strawberry.union("ServiceStatusEvent"),
-]
-
-
-def echo(name: str) -> str:
-    """A client-sent name, safe to send back: bounded in length."""
-    return name if len(name) <= _ECHO_LIMIT else name[:_ECHO_LIMIT]

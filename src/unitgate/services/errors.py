@@ -1,10 +1,37 @@
-"""The typed failures of the services layer; resolvers map each to a GraphQL type."""
+"""The typed failures of the services layer; each maps to one GraphQL type (schema/errors.py).
+
+UnitgateError                   str(error) is safe to show to a client
+├── ServiceNotAllowed           the name is not exactly an allowlisted name; nothing ran
+├── ServiceNotFound             allowlisted, but systemd has no such unit
+├── CommandTimeout              systemctl or journalctl did not answer in time; it was killed
+├── SystemdUnavailable          systemctl is missing, or no manager answers
+├── JournalUnavailable          journalctl is missing, or cannot read the journal
+├── InvalidCursor               a journal cursor that the journal did not give
+├── LogStreamLagged             a log follower fell behind and was ended
+├── ActionFailed                systemctl restart/reload exited non-zero
+│   ├── RestartFailed
+│   └── ReloadFailed
+├── ReloadNotSupported          the unit says CanReload=no; nothing ran
+├── Forbidden                   the caller's role may not do this; nothing ran
+├── ActionInProgress            an action on this service is already running; nothing ran
+└── RateLimited                 too many actions on this service lately; nothing ran
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # only for annotations: logs.py raises InvalidCursor from here
+    from unitgate.services.systemd.logs import LogEntry
 
 
 class UnitgateError(Exception):
     """Base of every failure a client may see; `str(error)` is safe to show to it."""
+
+
+def _shorten(text: str, limit: int = 64) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 class ServiceNotAllowed(UnitgateError):
@@ -20,11 +47,13 @@ class ServiceNotFound(UnitgateError):
         super().__init__(f"service {name!r} is not installed")
 
 
-class SystemctlTimeout(UnitgateError):
+class CommandTimeout(UnitgateError):
+    """`command` names what timed out as it ran: "systemctl show", "systemctl restart", "journalctl"."""
+
     def __init__(self, command: str, timeout_seconds: float) -> None:
         self.command = command
         self.timeout_seconds = timeout_seconds
-        super().__init__(f"systemctl {command} did not answer within {timeout_seconds:g} s")
+        super().__init__(f"{command} did not answer within {timeout_seconds:g} s")
 
 
 class SystemdUnavailable(UnitgateError):
@@ -33,17 +62,40 @@ class SystemdUnavailable(UnitgateError):
         super().__init__(f"systemd is unavailable: {reason}")
 
 
+class JournalUnavailable(UnitgateError):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"the journal is unavailable: {reason}")
+
+
+class InvalidCursor(UnitgateError):
+    def __init__(self) -> None:
+        super().__init__("the cursor is not one the journal gave")
+
+
+class LogStreamLagged(UnitgateError):
+    """A log follower fell too far behind; it resumes without a gap from `last_cursor`."""
+
+    def __init__(self, last_cursor: str | None) -> None:
+        self.last_cursor = last_cursor
+        super().__init__("the log stream fell behind; subscribe again with afterCursor set to lastCursor")
+
+
 class ActionFailed(UnitgateError):
-    """systemctl restart/reload exited non-zero; `recent_logs` is filled in by the caller."""
+    """systemctl restart/reload exited non-zero; `recent_logs` says why, when the journal could."""
 
     verb = "action"
 
-    def __init__(self, name: str, exit_code: int, detail: str) -> None:
+    def __init__(self, name: str, exit_code: int, detail: str, recent_logs: Sequence[LogEntry] = ()) -> None:
         self.name = name
         self.exit_code = exit_code
         self.detail = detail
-        self.recent_logs: list[object] = []
+        self.recent_logs: tuple[LogEntry, ...] = tuple(recent_logs)
         super().__init__(f"{self.verb} of {name!r} failed (exit code {exit_code}): {detail}")
+
+    def with_logs(self, recent_logs: Sequence[LogEntry]) -> ActionFailed:
+        """The same failure, carrying the unit's last journal lines."""
+        return type(self)(self.name, self.exit_code, self.detail, recent_logs)
 
 
 class RestartFailed(ActionFailed):
@@ -60,18 +112,6 @@ class ReloadNotSupported(UnitgateError):
         super().__init__(f"service {name!r} does not support reload (CanReload=no)")
 
 
-class LogStreamLagged(UnitgateError):
-    """A log follower fell too far behind; it resumes without a gap from `last_cursor`."""
-
-    def __init__(self, last_cursor: str | None) -> None:
-        self.last_cursor = last_cursor
-        super().__init__("the log stream fell behind; subscribe again with afterCursor set to lastCursor")
-
-
-def _shorten(text: str, limit: int = 64) -> str:
-    return text if len(text) <= limit else text[:limit] + "…"
-
-
 class Forbidden(UnitgateError):
     def __init__(self, role: str, action: str) -> None:
         self.role = role
@@ -79,7 +119,7 @@ class Forbidden(UnitgateError):
         super().__init__(f"the {role} role may not {action}")
 
 
-class RestartInProgress(UnitgateError):
+class ActionInProgress(UnitgateError):
     def __init__(self, name: str) -> None:
         self.name = name
         super().__init__(f"a restart or reload of {name!r} is already in progress")
@@ -90,14 +130,3 @@ class RateLimited(UnitgateError):
         self.name = name
         self.retry_after_seconds = retry_after_seconds
         super().__init__(f"too many restarts or reloads of {name!r}; retry in {retry_after_seconds:.0f} s")
-
-
-class JournalUnavailable(UnitgateError):
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(f"the journal is unavailable: {reason}")
-
-
-class InvalidCursor(UnitgateError):
-    def __init__(self) -> None:
-        super().__init__("the cursor is not one the journal gave")

@@ -7,16 +7,17 @@ import contextlib
 import enum
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from unitgate.services.errors import SystemdUnavailable, UnitgateError
-from unitgate.services.status import UnitStatus
+from unitgate.services.errors import ServiceNotFound, SystemdUnavailable, UnitgateError
+from unitgate.services.systemd.status import UnitStatus
 
 log = logging.getLogger(__name__)
 
 ReadAll = Callable[[], Awaitable[list[UnitStatus]]]
+StatusEvent = UnitStatus | UnitgateError
 
 
 class UnitSignals(Protocol):
@@ -64,7 +65,11 @@ class StatusWatcher:
     """
 
     def __init__(
-        self, read_all: ReadAll, timings: WatcherTimings, signals: UnitSignals | None = None
+        self,
+        read_all: ReadAll,
+        timings: WatcherTimings,
+        signals: UnitSignals | None = None,
+        accept_signal: Callable[[str], bool] = lambda name: True,
     ) -> None:
         self._read_all = read_all
         self.timings = timings
@@ -79,8 +84,9 @@ class StatusWatcher:
         self.reads = 0
         self.mode = Mode.IDLE
         self.mode_detail = "nobody is subscribed"
-        # Gate for signals (the control layer drops those caused by its own restarts).
-        self.accept_signal: Callable[[str], bool] = lambda name: True
+        # Which signals count: the composition root drops those of the API's own actions,
+        # whose own refresh covers them.
+        self._accept_signal = accept_signal
 
     @property
     def running(self) -> bool:
@@ -97,7 +103,7 @@ class StatusWatcher:
 
     def signal(self, name: str) -> None:
         """A unit changed: read soon, together with whatever else changes in the same burst."""
-        if self._task is not None and self.accept_signal(name):
+        if self._task is not None and self._accept_signal(name):
             self._signalled = True
             self._wake.set()
 
@@ -113,6 +119,39 @@ class StatusWatcher:
             self._watchers -= 1
             if self._watchers == 0:
                 await self.stop()
+
+    async def changes(self, names: Sequence[str] | None) -> AsyncGenerator[StatusEvent, None]:
+        """The current status of each of `names` (allowlisted, checked by the caller), then one
+        event per change; `None` follows every installed unit, and units installed later.
+
+        A name that is not installed yields ServiceNotFound and ends the stream; a failed read
+        later on yields its error and the stream goes on.
+        """
+        async with self.watch() as handle:
+            snapshot = await handle.current()
+            if snapshot.error is not None:
+                yield snapshot.error
+                return
+            follow_new = names is None
+            if names is None:
+                names = [name for name, status in sorted(snapshot.statuses.items()) if status.installed]
+            for name in names:
+                if not snapshot.statuses[name].installed:
+                    yield ServiceNotFound(name)
+                    return
+            sent: dict[str, UnitStatus] = {}
+            for name in names:
+                sent[name] = snapshot.statuses[name]
+                yield snapshot.statuses[name]
+            while True:
+                snapshot = await handle.after(snapshot.generation)
+                if snapshot.error is not None:
+                    yield snapshot.error
+                    continue
+                for name, status in sorted(snapshot.statuses.items()):
+                    if _worth_sending(sent.get(name), status, follow_new, snapshot.memory_refresh):
+                        sent[name] = status
+                        yield status
 
     async def stop(self) -> None:
         task, self._task = self._task, None
@@ -233,6 +272,13 @@ class WatchHandle:
         while self._watcher._snapshot.generation <= generation:
             await self._watcher._published.wait()
         return self._watcher._snapshot
+
+
+def _worth_sending(last: UnitStatus | None, status: UnitStatus, follow_new: bool, memory: bool) -> bool:
+    """Whether a subscriber that last heard `last` of a unit should hear `status` now."""
+    if last is None:
+        return follow_new and status.installed
+    return last.change_key != status.change_key or (memory and last.memory_bytes != status.memory_bytes)
 
 
 def _state_changed(previous: Snapshot, statuses: Mapping[str, UnitStatus]) -> bool:

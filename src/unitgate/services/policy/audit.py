@@ -1,18 +1,45 @@
-"""The audit trail: one JSON line per restart attempt, to stderr and optionally to a file."""
+"""The audit trail: one JSON line per attempt to act or read logs, to stderr and optionally a file."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from unitgate.services.access import Actor
+from unitgate.services import errors
+from unitgate.services.policy.access import Actor
 
 _NAME_LIMIT = 256
+
+# What the audit line says of each way an attempt can end; subclasses inherit their base's word.
+OUTCOMES: dict[type[errors.UnitgateError], str] = {
+    errors.Forbidden: "forbidden",
+    errors.ServiceNotAllowed: "not_allowed",
+    errors.ServiceNotFound: "not_found",
+    errors.ActionInProgress: "in_progress",
+    errors.RateLimited: "rate_limited",
+    errors.ActionFailed: "failed",
+    errors.ReloadNotSupported: "not_supported",
+    errors.JournalUnavailable: "journal_unavailable",
+    errors.InvalidCursor: "invalid_cursor",
+    errors.CommandTimeout: "timeout",
+    errors.SystemdUnavailable: "unavailable",
+}
+
+
+def outcome_of(error: BaseException) -> str:
+    """The audit word for how an attempt failed: the nearest class in OUTCOMES, else "error"."""
+    for cls in type(error).__mro__:
+        if cls in OUTCOMES:
+            return OUTCOMES[cls]
+    return "error"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +84,21 @@ class AuditLog:
                 # One write() of a line opened with O_APPEND: lines from several processes never interleave.
                 with self.path.open("a", encoding="utf-8") as audit_file:
                     audit_file.write(line)
+
+    @contextlib.contextmanager
+    def attempt(self, action: str, service: str, actor: Actor) -> Iterator[None]:
+        """One audit line for what the block does, however it ends (a cancelled block too)."""
+        started = time.monotonic()
+        outcome = "cancelled"
+        try:
+            yield
+            outcome = "succeeded"
+        except Exception as error:
+            outcome = outcome_of(error)
+            raise
+        finally:
+            duration_ms = round((time.monotonic() - started) * 1000)
+            self.record(AuditRecord(now(), actor, action, service, outcome, duration_ms))
 
 
 def now() -> datetime:

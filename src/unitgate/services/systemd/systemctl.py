@@ -8,41 +8,24 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from unitgate.services.allowlist import Allowlist, unit_for
 from unitgate.services.errors import (
     ActionFailed,
     ReloadFailed,
     RestartFailed,
     ServiceNotFound,
-    SystemctlTimeout,
     SystemdUnavailable,
 )
-from unitgate.services.runner import (
-    CommandNotStarted,
-    CommandTimedOut,
-    CompletedCommand,
-    ProcessRunner,
-)
-from unitgate.services.status import (
+from unitgate.services.systemd.allowlist import Allowlist
+from unitgate.services.systemd.runner import CompletedCommand, ProcessRunner, service_errors
+from unitgate.services.systemd.status import (
     SHOW_PROPERTIES,
     ClockReading,
     UnitStatus,
     parse_show_output,
 )
+from unitgate.services.systemd.units import Scope, UnitVerb, unit_for
 
 _MESSAGE_CAP = 2000
-
-
-class Scope(enum.StrEnum):
-    SYSTEM = "system"
-    USER = "user"
-
-
-class UnitVerb(enum.StrEnum):
-    """What unitgate may ask systemd to do to an allowlisted unit, and nothing else."""
-
-    RESTART = "restart"
-    RELOAD = "reload"
 
 
 _FAILURES: dict[UnitVerb, type[ActionFailed]] = {
@@ -66,7 +49,7 @@ class SystemctlOptions:
     systemctl_path: str = "/usr/bin/systemctl"
     sudo_path: str = "/usr/bin/sudo"
     status_timeout: float = 5.0
-    restart_timeout: float = 30.0
+    action_timeout: float = 30.0
     restart_via: RestartVia = RestartVia.AUTO
 
     def resolved_restart_via(self, euid: int) -> RestartVia:
@@ -148,7 +131,7 @@ class Systemctl:
             argv += [str(verb), unit]
         else:
             argv = self._argv("--no-ask-password", str(verb), unit)
-        result = await self._run(argv, str(verb), self.options.restart_timeout)
+        result = await self._run(argv, str(verb), self.options.action_timeout)
         # One look decides both "what went wrong" and "what is it now".
         (status,) = await self.show([checked])
         if not status.installed:
@@ -156,9 +139,6 @@ class Systemctl:
         if result.returncode != 0:
             raise _FAILURES[verb](checked, result.returncode, _message(result))
         return status
-
-    async def restart(self, name: str) -> UnitStatus:
-        return await self.act(UnitVerb.RESTART, name)
 
     async def manager_version(self) -> str:
         """The manager's version; proves that systemctl runs and a manager answers."""
@@ -171,13 +151,9 @@ class Systemctl:
             raise SystemdUnavailable(_first_line(result) or f"systemctl exited {result.returncode}")
         return result.stdout.decode("utf-8", "replace").strip().removeprefix("Version=")
 
-    async def _run(self, argv: list[str], command: str, timeout: float) -> CompletedCommand:
-        try:
+    async def _run(self, argv: list[str], verb: str, timeout: float) -> CompletedCommand:
+        with service_errors(f"systemctl {verb}", SystemdUnavailable):
             return await self._runner.run(argv, timeout=timeout)
-        except CommandTimedOut:
-            raise SystemctlTimeout(command, timeout) from None
-        except CommandNotStarted as error:
-            raise SystemdUnavailable(str(error)) from None
 
 
 def _first_line(result: CompletedCommand) -> str:

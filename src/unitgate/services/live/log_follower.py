@@ -8,7 +8,8 @@ import logging
 from collections.abc import AsyncIterator
 
 from unitgate.services.errors import JournalUnavailable, LogStreamLagged, UnitgateError
-from unitgate.services.journal import Journal, LogEntry, parse_entry
+from unitgate.services.systemd.journal import Journal
+from unitgate.services.systemd.logs import LogEntry, parse_entry
 
 log = logging.getLogger(__name__)
 
@@ -23,10 +24,17 @@ class LogSubscription:
         self.queue: asyncio.Queue[LogEntry | UnitgateError] = asyncio.Queue(maxsize=QUEUE_LIMIT + 1)
         self.last_cursor: str | None = None
         self.closed = False
+        # Cursors a catch-up read already delivered; the live stream may still bring them.
+        self._delivered: set[str] = set()
 
     def offer(self, item: LogEntry | UnitgateError) -> None:
         if self.closed:
             return
+        if self._delivered and isinstance(item, LogEntry):
+            if item.cursor in self._delivered:
+                return
+            # The live stream is in journal order: past the first new line, none can repeat.
+            self._delivered = set()
         if isinstance(item, UnitgateError) or self.queue.qsize() >= QUEUE_LIMIT:
             # Bounded: a follower that cannot keep up is ended with where to resume from.
             if not isinstance(item, UnitgateError):
@@ -35,6 +43,10 @@ class LogSubscription:
         else:
             self.last_cursor = item.cursor
         self.queue.put_nowait(item)
+
+    def skip_delivered(self, cursors: set[str]) -> None:
+        """Drop live lines with these cursors until the first line that is not one of them."""
+        self._delivered = set(cursors)
 
     async def __aiter__(self) -> AsyncIterator[LogEntry | UnitgateError]:
         while True:
@@ -93,7 +105,9 @@ class LogFollowers:
         self._followers: dict[str, _Follower] = {}
         self._starting: dict[str, asyncio.Future[_Follower]] = {}
 
-    def processes(self) -> int:
+    @property
+    def running(self) -> int:
+        """How many `journalctl -f` processes run now (one per followed unit)."""
         return len(self._followers)
 
     async def aclose(self) -> None:
@@ -148,15 +162,17 @@ class LogFollowers:
         live = []
         while not subscription.queue.empty():
             live.append(subscription.queue.get_nowait())
-        seen = {entry.cursor for entry in backlog}
         subscription.last_cursor = None
         for entry in backlog:
             subscription.offer(entry)
         if not complete:
             subscription.offer(LogStreamLagged(subscription.last_cursor))
+            return
+        # The follower's lines overlap the backlog from where it started to where the backlog
+        # read stopped, whether they arrived before this read (in `live`) or arrive after it.
+        subscription.skip_delivered({entry.cursor for entry in backlog})
         for item in live:
-            if isinstance(item, UnitgateError) or item.cursor not in seen:
-                subscription.offer(item)
+            subscription.offer(item)
 
 
 __all__ = ["QUEUE_LIMIT", "LogFollowers", "LogSubscription"]

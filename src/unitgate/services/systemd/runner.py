@@ -6,8 +6,10 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+
+from unitgate.services.errors import CommandTimeout, UnitgateError
 
 DEFAULT_OUTPUT_CAP = 1024 * 1024
 _READ_CHUNK = 64 * 1024
@@ -31,6 +33,18 @@ class CommandTimedOut(Exception):
 
 class CommandNotStarted(Exception):
     """The executable is missing or cannot be executed."""
+
+
+@contextlib.contextmanager
+def service_errors(command: str, unavailable: Callable[[str], UnitgateError]) -> Iterator[None]:
+    """The one translation of the runner's failures into the typed errors clients see: a
+    timeout is CommandTimeout naming `command`; a program that cannot start is `unavailable`."""
+    try:
+        yield
+    except CommandTimedOut as error:
+        raise CommandTimeout(command, error.timeout) from None
+    except CommandNotStarted as error:
+        raise unavailable(str(error)) from None
 
 
 class ProcessRunner:

@@ -6,13 +6,23 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Iterable
+from typing import Protocol
 
-from unitgate.config import TokenConfig
-from unitgate.services.access import Actor, Role
+from unitgate.services.policy.access import Actor, Role
 
 TOKEN_PREFIX = "ugt_"  # noqa: S105 (a prefix, not a secret)
 _TOKEN_BYTES = 32  # 256 bits
-_MAX_HEADER = 1024
+
+
+class TokenEntry(Protocol):
+    """A token as the config keeps it (config.TokenConfig): never the token itself."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def role(self) -> str: ...
+    @property
+    def sha256(self) -> str: ...
 
 
 def new_token() -> str:
@@ -28,28 +38,16 @@ def config_snippet(name: str, role: Role, token: str) -> str:
     return f'[[tokens]]\nname = "{name}"\nrole = "{role}"\nsha256 = "{token_sha256(token)}"\n'
 
 
-def bearer_token(authorization: object) -> str | None:
-    """The token of an `Authorization: Bearer <token>` value, or None for anything else."""
-    if not isinstance(authorization, str) or len(authorization) > _MAX_HEADER:
-        return None
-    scheme, _, token = authorization.partition(" ")
-    token = token.strip(" ")
-    if scheme.lower() != "bearer" or not token or not token.isascii() or not token.isprintable():
-        return None
-    return token
-
-
 class Authenticator:
-    def __init__(self, tokens: Iterable[TokenConfig]) -> None:
+    """Checks a presented token against the configured ones, in constant time."""
+
+    def __init__(self, tokens: Iterable[TokenEntry]) -> None:
         self._tokens = [(bytes.fromhex(token.sha256), token.name, Role(token.role)) for token in tokens]
 
     def __bool__(self) -> bool:
         return bool(self._tokens)
 
-    def authenticate(self, authorization: object, address: str | None) -> Actor | None:
-        token = bearer_token(authorization)
-        if token is None:
-            return None
+    def authenticate(self, token: str, address: str | None) -> Actor | None:
         presented = hashlib.sha256(token.encode("utf-8")).digest()
         found: Actor | None = None
         # Compare against every token, matched or not, so timing tells nothing about which.

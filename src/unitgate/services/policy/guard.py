@@ -1,4 +1,4 @@
-"""Restart safety: one restart at a time per service, and a per-service rate limit."""
+"""Action safety: one action at a time per service, and a per-service rate limit on actions."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from unitgate.services.errors import RateLimited, RestartInProgress
+from unitgate.services.errors import ActionInProgress, RateLimited
 
 
 @dataclass(frozen=True, slots=True)
 class RateLimit:
-    """At most `count` restarts of one service in any `window_seconds`."""
+    """At most `count` actions (restarts and reloads together) on one service in any `window_seconds`."""
 
     count: int
     window_seconds: float
@@ -32,9 +32,9 @@ def retry_after(attempts: deque[float], limit: RateLimit, now: float) -> float |
     return attempts[0] + limit.window_seconds - now
 
 
-class RestartGuard:
-    """Admits a restart or says why not; the check and the claim happen without an await between
-    them, so fifty simultaneous requests admit exactly one."""
+class ActionGuard:
+    """Admits an action on a service or says why not; the check and the claim happen without an
+    await between them, so fifty simultaneous requests admit exactly one."""
 
     def __init__(self, limit: RateLimit, clock: Callable[[], float] = time.monotonic) -> None:
         self.limit = limit
@@ -48,7 +48,7 @@ class RestartGuard:
     @contextlib.contextmanager
     def admit(self, name: str) -> Iterator[None]:
         if name in self._in_flight:
-            raise RestartInProgress(name)
+            raise ActionInProgress(name)
         now = self._clock()
         attempts = self._attempts.setdefault(name, deque())
         wait = retry_after(attempts, self.limit, now)

@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterable
 
 from unitgate.services.errors import ServiceNotAllowed
+from unitgate.services.systemd.units import SERVICE_SUFFIX
 
 DEFAULT_ALLOWLIST: frozenset[str] = frozenset(
     {
@@ -32,7 +33,6 @@ DEFAULT_ALLOWLIST: frozenset[str] = frozenset(
 _UNIT_PREFIX = r"[A-Za-z0-9:_.\\][A-Za-z0-9:_.\\-]*"
 _UNIT_NAME = re.compile(rf"{_UNIT_PREFIX}(?:@[A-Za-z0-9:_.\\-]*)?")
 _UNIT_NAME_MAX = 255
-SERVICE_SUFFIX = ".service"
 
 
 def unit_name_problem(name: str) -> str | None:
@@ -86,7 +86,3 @@ class Allowlist:
 
     def __repr__(self) -> str:
         return f"Allowlist({self.sorted()!r})"
-
-
-def unit_for(name: str) -> str:
-    return name + SERVICE_SUFFIX

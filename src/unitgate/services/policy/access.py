@@ -7,10 +7,15 @@ from dataclasses import dataclass
 
 
 class Role(enum.StrEnum):
-    VIEWER = "viewer"  # queries and subscriptions
-    OPERATOR = "operator"  # and restarts
+    VIEWER = "viewer"  # queries and status subscriptions
+    OPERATOR = "operator"  # and actions (restart, reload) and logs
 
-    def may_restart(self) -> bool:
+    def may_act(self) -> bool:
+        """Whether this role may restart or reload a service."""
+        return self is Role.OPERATOR
+
+    def may_read_logs(self) -> bool:
+        """Logs can hold secrets: the same bar as acting on a service."""
         return self is Role.OPERATOR
 
 

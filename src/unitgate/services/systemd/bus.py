@@ -11,8 +11,7 @@ from dbus_fast import BusType, Message, MessageType
 from dbus_fast.aio import MessageBus
 from dbus_fast.errors import DBusError
 
-from unitgate.services.allowlist import unit_for
-from unitgate.services.systemctl import Scope
+from unitgate.services.systemd.units import Scope, unit_for
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,77 @@
+"""The result unions: each field's success type and the typed errors it can return."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+
+from unitgate.schema import errors, types
+
+ServicesResult = Annotated[
+    types.ServiceList | errors.CommandTimeout | errors.SystemdUnavailable,
+    strawberry.union("ServicesResult"),
+]
+ServiceResult = Annotated[
+    types.ServiceStatus
+    | errors.ServiceNotAllowed
+    | errors.ServiceNotFound
+    | errors.CommandTimeout
+    | errors.SystemdUnavailable,
+    strawberry.union("ServiceResult"),
+]
+RestartServiceResult = Annotated[
+    types.RestartSucceeded
+    | errors.ServiceNotAllowed
+    | errors.ServiceNotFound
+    | errors.CommandTimeout
+    | errors.RestartFailed
+    | errors.SystemdUnavailable
+    | errors.Forbidden
+    | errors.ActionInProgress
+    | errors.RateLimited,
+    strawberry.union("RestartServiceResult"),
+]
+ReloadServiceResult = Annotated[
+    types.ReloadSucceeded
+    | errors.ServiceNotAllowed
+    | errors.ServiceNotFound
+    | errors.CommandTimeout
+    | errors.ReloadFailed
+    | errors.ReloadNotSupported
+    | errors.SystemdUnavailable
+    | errors.Forbidden
+    | errors.ActionInProgress
+    | errors.RateLimited,
+    strawberry.union("ReloadServiceResult"),
+]
+ServiceLogsResult = Annotated[
+    types.ServiceLogs
+    | errors.ServiceNotAllowed
+    | errors.ServiceNotFound
+    | errors.JournalUnavailable
+    | errors.CommandTimeout
+    | errors.SystemdUnavailable
+    | errors.Forbidden,
+    strawberry.union("ServiceLogsResult"),
+]
+ServiceLogEvent = Annotated[
+    types.LogLine
+    | errors.ServiceNotAllowed
+    | errors.ServiceNotFound
+    | errors.JournalUnavailable
+    | errors.CommandTimeout
+    | errors.SystemdUnavailable
+    | errors.Forbidden
+    | errors.InvalidCursor
+    | errors.LogStreamLagged,
+    strawberry.union("ServiceLogEvent"),
+]
+ServiceStatusEvent = Annotated[
+    types.ServiceStatus
+    | errors.ServiceNotAllowed
+    | errors.ServiceNotFound
+    | errors.CommandTimeout
+    | errors.SystemdUnavailable,
+    strawberry.union("ServiceStatusEvent"),
+]

@@ -1,0 +1,1 @@
+"""What keeps clients current: the shared status watcher, shared log followers, shared reads."""

@@ -1,0 +1,57 @@
+"""Status reads through the one wrapper, shared: concurrent identical reads ride one `systemctl show`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from unitgate.services.errors import ServiceNotAllowed, ServiceNotFound, UnitgateError
+from unitgate.services.live.singleflight import SingleFlight
+from unitgate.services.systemd.allowlist import Allowlist
+from unitgate.services.systemd.status import UnitStatus
+from unitgate.services.systemd.systemctl import Systemctl
+
+
+class StatusReads:
+    def __init__(self, systemctl: Systemctl) -> None:
+        self.systemctl = systemctl
+        self.flights: SingleFlight[tuple[str, ...], list[UnitStatus]] = SingleFlight()
+
+    @property
+    def allowlist(self) -> Allowlist:
+        return self.systemctl.allowlist
+
+    async def statuses(self, names: Sequence[str]) -> list[UnitStatus]:
+        """Status of allowlisted `names` (checked first), in order, from one `systemctl show`
+        shared with every concurrent caller asking for the same set."""
+        checked = [self.allowlist.require(name) for name in names]
+        key = tuple(sorted(set(checked)))
+        by_name = {
+            status.name: status for status in await self.flights.do(key, lambda: self.systemctl.show(key))
+        }
+        return [by_name[name] for name in checked]
+
+    async def installed(self, name: str) -> UnitStatus:
+        """One allowlisted service's status; ServiceNotFound when systemd has no such unit."""
+        (status,) = await self.statuses([name])
+        if not status.installed:
+            raise ServiceNotFound(status.name)
+        return status
+
+    async def read_all(self) -> list[UnitStatus]:
+        """Every allowlisted unit, installed or not, sorted by name."""
+        return await self.statuses(self.allowlist.sorted())
+
+    async def get_many(self, names: Sequence[str]) -> list[UnitStatus | UnitgateError]:
+        """One outcome per name, from at most one `systemctl show` for the allowed ones: what a
+        DataLoader batch needs, where one bad name must not fail the others."""
+        outcomes: dict[str, UnitStatus | UnitgateError] = {}
+        allowed = []
+        for name in names:
+            if name in self.allowlist:
+                allowed.append(name)
+            else:
+                outcomes[name] = ServiceNotAllowed(name)
+        if allowed:
+            for status in await self.statuses(allowed):
+                outcomes[status.name] = status if status.installed else ServiceNotFound(status.name)
+        return [outcomes[name] for name in names]

@@ -1,0 +1,187 @@
+"""What the API can do with services: list, inspect, watch, restart, reload, read their logs.
+
+The facade the resolvers call. It decides nothing about processes itself: it checks who may do
+what (access), admits actions (guard), writes the audit, and hands the work to the systemd and
+live layers, all built for it by the composition root (app.build_control).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Sequence
+from dataclasses import dataclass
+
+from unitgate.services import errors
+from unitgate.services.errors import UnitgateError
+from unitgate.services.live.log_follower import LogFollowers
+from unitgate.services.live.reads import StatusReads
+from unitgate.services.live.singleflight import SingleFlight
+from unitgate.services.live.watcher import StatusEvent, StatusWatcher
+from unitgate.services.policy.access import Actor
+from unitgate.services.policy.audit import AuditLog
+from unitgate.services.policy.guard import ActionGuard
+from unitgate.services.systemd.allowlist import Allowlist
+from unitgate.services.systemd.journal import Journal
+from unitgate.services.systemd.logs import LogEntry, check_cursor
+from unitgate.services.systemd.status import StateCounts, UnitStatus, count_states
+from unitgate.services.systemd.systemctl import Systemctl
+from unitgate.services.systemd.units import UnitVerb
+
+LogEvent = LogEntry | UnitgateError
+RECENT_LOG_LINES = 10  # carried by RestartFailed and ReloadFailed
+
+__all__ = ["RECENT_LOG_LINES", "Health", "LogEvent", "ServiceControl", "StatusEvent"]
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    ok: bool
+    detail: str
+    watcher: str
+    watcher_detail: str
+
+
+class ServiceControl:
+    def __init__(
+        self,
+        *,
+        systemctl: Systemctl,
+        reads: StatusReads,
+        watcher: StatusWatcher,
+        journal: Journal,
+        followers: LogFollowers,
+        guard: ActionGuard,
+        audit: AuditLog,
+    ) -> None:
+        self.systemctl = systemctl
+        self.reads = reads
+        self.watcher = watcher
+        self.journal = journal
+        self.followers = followers
+        self.guard = guard
+        self.audit = audit
+        self._health: SingleFlight[str, str] = SingleFlight()
+
+    @property
+    def allowlist(self) -> Allowlist:
+        return self.systemctl.allowlist
+
+    async def statuses(self, names: Sequence[str]) -> list[UnitStatus]:
+        """Status of allowlisted `names` (checked first), in order, from one shared read."""
+        return await self.reads.statuses(names)
+
+    async def list_installed(self) -> list[UnitStatus]:
+        return [status for status in await self.reads.read_all() if status.installed]
+
+    @staticmethod
+    def counts(statuses: Sequence[UnitStatus]) -> StateCounts:
+        return count_states(statuses)
+
+    async def get(self, name: str) -> UnitStatus:
+        (status,) = await self.get_many([name])
+        if isinstance(status, UnitgateError):
+            raise status
+        return status
+
+    async def get_many(self, names: Sequence[str]) -> list[UnitStatus | UnitgateError]:
+        """One outcome per name, from at most one `systemctl show`: what a DataLoader needs."""
+        return await self.reads.get_many(names)
+
+    async def restart(self, name: str, actor: Actor) -> UnitStatus:
+        return await self.act(UnitVerb.RESTART, name, actor)
+
+    async def reload(self, name: str, actor: Actor) -> UnitStatus:
+        """Reload a service whose unit says CanReload=yes; ReloadNotSupported elsewhere."""
+        return await self.act(UnitVerb.RELOAD, name, actor)
+
+    async def act(self, verb: UnitVerb, name: str, actor: Actor) -> UnitStatus:
+        """Role, allowlist, lock and rate limit first; every attempt, refused or not, is audited."""
+        with self.audit.attempt(str(verb), name, actor):
+            if not actor.role.may_act():
+                raise errors.Forbidden(actor.role, f"{verb} services")
+            checked = self.allowlist.require(name)
+            if verb is UnitVerb.RELOAD and not (await self.reads.installed(checked)).can_reload:
+                raise errors.ReloadNotSupported(checked)
+            with self.guard.admit(checked):
+                try:
+                    return await self.systemctl.act(verb, checked)
+                except errors.ActionFailed as failure:
+                    raise failure.with_logs(await self._recent_logs_for_failure(checked)) from None
+                finally:
+                    # Whatever the outcome, the unit may have moved: let live dashboards see it now.
+                    self.watcher.refresh()
+
+    async def _recent_logs_for_failure(self, name: str) -> list[LogEntry]:
+        # The reason an action failed is worth one more process; no log is no reason to fail more.
+        try:
+            return await self.journal.recent(name, RECENT_LOG_LINES)
+        except UnitgateError:
+            return []
+
+    async def logs(self, name: str, lines: int, actor: Actor) -> list[LogEntry]:
+        """The last `lines` journal lines of one service. Logs can hold secrets: operators only,
+        and audited."""
+        with self.audit.attempt("logs", name, actor):
+            checked = self._require_log_access(name, actor)
+            await self.reads.installed(checked)
+            return await self.journal.recent(checked, lines)
+
+    async def follow_logs(
+        self, name: str, actor: Actor, after_cursor: str | None = None
+    ) -> AsyncGenerator[LogEvent, None]:
+        """New journal lines of one service as they are written; with `after_cursor`, first every
+        line since that one. An error ends the stream."""
+        try:
+            with self.audit.attempt("follow_logs", name, actor):
+                checked = self._require_log_access(name, actor)
+                if after_cursor is not None:
+                    check_cursor(after_cursor)
+                await self.reads.installed(checked)
+        except UnitgateError as refused:
+            yield refused
+            return
+        try:
+            async with self.followers.follow(checked, after_cursor) as subscription:
+                async for item in subscription:
+                    yield item
+        except UnitgateError as failure:
+            yield failure
+
+    def _require_log_access(self, name: str, actor: Actor) -> str:
+        if not actor.role.may_read_logs():
+            raise errors.Forbidden(actor.role, "read service logs")
+        return self.allowlist.require(name)
+
+    async def status_events(self, names: Sequence[str] | None) -> AsyncGenerator[StatusEvent, None]:
+        """The current status of each requested service, then one event per change.
+
+        `names=None` follows every installed service, and an empty list nothing, so that stream
+        ends at once. A name that is not allowed or not installed yields its error and ends the
+        stream; a failed read later on yields the error and the stream goes on.
+        """
+        if names is not None and not names:
+            return
+        try:
+            wanted = None if names is None else list(dict.fromkeys(map(self.allowlist.require, names)))
+        except UnitgateError as refused:
+            yield refused
+            return
+        changes = self.watcher.changes(wanted)
+        try:
+            async for event in changes:
+                yield event
+        finally:
+            await changes.aclose()
+
+    async def health(self) -> Health:
+        """Whether systemctl reaches the manager (one process however many ask at once), and
+        how the watcher learns of changes."""
+        watcher = (str(self.watcher.mode), self.watcher.mode_detail)
+        try:
+            version = await self._health.do("version", self.systemctl.manager_version)
+        except UnitgateError as error:
+            return Health(False, str(error), *watcher)
+        return Health(True, f"systemd {version}", *watcher)
+
+    async def aclose(self) -> None:
+        await self.watcher.stop()
+        await self.followers.aclose()

@@ -1,0 +1,1 @@
+"""The strawberry view and its ASGI concerns, one per module."""

@@ -1,0 +1,47 @@
+"""ASGI: answer 401 to an HTTP request without a valid token, before GraphQL sees it."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from unitgate.services.policy.tokens import Authenticator
+from unitgate.view.auth import UNAUTHENTICATED, authenticate, client_address
+
+
+class AuthGate:
+    """Puts the authenticated Actor in `scope["state"]["actor"]` for the view, or answers 401.
+
+    The GraphiQL page itself (a browser GET with no query) holds nothing and needs no token.
+    """
+
+    def __init__(self, app: ASGIApp, authenticator: Authenticator | None) -> None:
+        self.app = app
+        self.authenticator = authenticator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            request = Request(scope)
+            if not is_ide_page(request):
+                actor = authenticate(
+                    self.authenticator, request.headers.get("authorization"), client_address(request)
+                )
+                if actor is None:
+                    await unauthorized()(scope, receive, send)
+                    return
+                scope.setdefault("state", {})["actor"] = actor
+        await self.app(scope, receive, send)
+
+
+def is_ide_page(request: Request) -> bool:
+    return (
+        request.method == "GET"
+        and "query" not in request.query_params
+        and "text/html" in request.headers.get("accept", "")
+    )
+
+
+def unauthorized() -> JSONResponse:
+    body = {"errors": [{"message": UNAUTHENTICATED, "extensions": {"code": "UNAUTHENTICATED"}}]}
+    return JSONResponse(body, status_code=401, headers={"WWW-Authenticate": 'Bearer realm="unitgate"'})
