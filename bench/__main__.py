@@ -6,12 +6,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import math
 import os
 import resource
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 import websockets
+from tests.helpers import free_port
 
 from unitgate.sandbox import UserManagerSandbox
 from unitgate.services.policy.tokens import new_token, token_sha256
@@ -58,10 +59,9 @@ def percentile(samples: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def pid_changed(old: object, event: dict[str, Any]) -> bool:
+    """Whether a status event shows a new main process (not the old one, and not none)."""
+    return event["mainPid"] not in (old, None)
 
 
 @dataclass
@@ -360,10 +360,7 @@ async def measure(sandbox: UserManagerSandbox, quick: bool) -> Report:
                     old_pid = subs[0].latest[RESTARTED]["mainPid"]
                     reads_before = (await server.stats(client))["reads"]
                     waits = [
-                        asyncio.create_task(
-                            s.wait_for(lambda e, old=old_pid: e["mainPid"] not in (old, None))
-                        )
-                        for s in subs
+                        asyncio.create_task(s.wait_for(functools.partial(pid_changed, old_pid))) for s in subs
                     ]
                     await asyncio.sleep(0)
                     start = time.perf_counter()
@@ -463,7 +460,7 @@ async def kill_latencies(server: Server, kills: int) -> list[float]:
             if state["activeState"] != "active" or not state["mainPid"]:
                 await subscriber.wait_for(lambda e: e["activeState"] == "active" and bool(e["mainPid"]))
             pid = subscriber.latest[CRASHY]["mainPid"]
-            waiting = asyncio.create_task(subscriber.wait_for(lambda e, pid=pid: e["mainPid"] != pid))
+            waiting = asyncio.create_task(subscriber.wait_for(functools.partial(pid_changed, pid)))
             await asyncio.sleep(0)
             start = time.perf_counter()
             os.kill(pid, signal.SIGKILL)

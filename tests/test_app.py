@@ -11,57 +11,22 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import OPERATOR_TOKEN, RunningServer, sandbox_settings
-from tests.services.test_allowlist import HOSTILE_NAMES
+from tests.helpers import (
+    HOSTILE_NAMES,
+    OPERATOR_TOKEN,
+    RESTART,
+    SERVICE,
+    STATUS_FIELDS,
+    RunningServer,
+    bearer,
+    post,
+    post_app,
+    sandbox_settings,
+)
 from tests.units import FAILING, HANGING, HEALTHY, MISSING
 from unitgate.app import create_app
 from unitgate.sandbox import UserManagerSandbox
 from unitgate.services.policy.control import ServiceControl
-
-STATUS_FIELDS = (
-    "name active activeState subState loadState description mainPid memoryBytes "
-    "uptimeSeconds activeSince restartCount unitFileState"
-)
-SERVICE = f"""query($name: String!) {{ service(name: $name) {{
-  __typename
-  ... on ServiceStatus {{ {STATUS_FIELDS} }}
-  ... on Error {{ message }}
-  ... on ServiceNotAllowed {{ name }}
-  ... on ServiceNotFound {{ name }}
-  ... on SystemctlTimeout {{ command timeoutSeconds }}
-}} }}"""
-RESTART = """mutation($name: String!) { restartService(name: $name) {
-  __typename
-  ... on RestartSucceeded { service { name mainPid activeState } }
-  ... on Error { message }
-  ... on RestartFailed { name exitCode }
-  ... on SystemctlTimeout { command timeoutSeconds }
-} }"""
-
-
-def bearer(token: str = OPERATOR_TOKEN) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-async def post(
-    url: str, query: str, variables: dict[str, Any] | None = None, token: str = OPERATOR_TOKEN
-) -> Any:
-    async with httpx.AsyncClient(timeout=30) as client:
-        response = await client.post(
-            url, json={"query": query, "variables": variables or {}}, headers=bearer(token)
-        )
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-async def post_app(app: Any, query: str, variables: dict[str, Any] | None = None) -> Any:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://unitgate", timeout=30) as client:
-        response = await client.post(
-            "/graphql", json={"query": query, "variables": variables or {}}, headers=bearer()
-        )
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 async def test_services_lists_installed_with_every_field(server: RunningServer) -> None:

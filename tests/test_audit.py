@@ -13,8 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import OPERATOR, OPERATOR_TOKEN, VIEWER, VIEWER_TOKEN, RunningServer
-from tests.test_app import RESTART
+from tests.helpers import OPERATOR, OPERATOR_TOKEN, RESTART, VIEWER, VIEWER_TOKEN, RunningServer
 from tests.units import FAILING, HEALTHY, MISSING
 from unitgate.services.errors import UnitgateError
 from unitgate.services.policy.control import ServiceControl
@@ -100,7 +99,7 @@ async def test_tokens_never_reach_a_log(
     outputs = capfd.readouterr()
     # The test's own HTTP client logs its URLs; everything else logged here is the server's.
     server_log = "\n".join(
-        caplog.formatter.format(record)
+        logging.Formatter().format(record)
         for record in caplog.records
         if not record.name.startswith(("httpx", "httpcore"))
     )

@@ -12,8 +12,7 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
-from tests.conftest import OPERATOR_TOKEN, VIEWER_TOKEN, RunningServer
-from tests.test_app import RESTART, SERVICE, post
+from tests.helpers import OPERATOR_TOKEN, RESTART, SERVICE, VIEWER_TOKEN, RunningServer, post
 from tests.units import HEALTHY, starts
 from unitgate.config import TokenConfig, load_settings
 from unitgate.sandbox import UserManagerSandbox
@@ -45,7 +44,7 @@ BAD_AUTHORIZATIONS = [
 async def test_bad_tokens_get_401_and_nothing_runs(server: RunningServer, authorization: str | None) -> None:
     runner = server.control.systemctl._runner
     before = runner.spawned
-    headers = {} if authorization is None else {"Authorization": authorization.encode()}
+    headers = {} if authorization is None else {b"Authorization": authorization.encode()}
     async with httpx.AsyncClient(headers=headers) as client:
         for query, variables in (("{ services { __typename } }", {}), (RESTART, {"name": HEALTHY})):
             response = await client.post(server.url, json={"query": query, "variables": variables})

@@ -16,8 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import free_port
-from tests.services.test_runner import running
+from tests.helpers import free_port, running
 from unitgate.sandbox_host import descendants
 
 UNITGATE = [sys.executable, "-m", "unitgate"]

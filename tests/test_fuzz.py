@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hypothesis_graphql import from_schema, queries
 from websockets.sync.client import connect
 
-from tests.conftest import OPERATOR_TOKEN, RunningServer
+from tests.helpers import OPERATOR_TOKEN, RunningServer
 from unitgate.schema.root import schema as unitgate_schema
 
 SDL = unitgate_schema.as_str()

@@ -10,8 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import OPERATOR_TOKEN, RunningServer
-from tests.test_app import bearer
+from tests.helpers import OPERATOR_TOKEN, RunningServer, bearer
 from unitgate.view.media import APPLICATION_JSON, GRAPHQL_RESPONSE_JSON, negotiate_media_type
 
 AUDIT = Path(__file__).parent / "http_audit"

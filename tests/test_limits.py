@@ -12,9 +12,9 @@ import httpx
 import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.typing import Origin, Subprotocol
 
-from tests.conftest import OPERATOR, OPERATOR_TOKEN, RunningServer
-from tests.test_app import RESTART, bearer, post
+from tests.helpers import OPERATOR, OPERATOR_TOKEN, RESTART, RunningServer, bearer, post
 from tests.units import HEALTHY, starts
 from unitgate.sandbox import UserManagerSandbox
 from unitgate.services.errors import ActionInProgress, RateLimited
@@ -173,7 +173,7 @@ async def connect(url: str, protocol: str) -> Any:
 
 async def next_message(ws: Any) -> dict[str, Any]:
     while True:
-        message = json.loads(await ws.recv())
+        message: dict[str, Any] = json.loads(await ws.recv())
         if message["type"] != "ka":
             return message
 
@@ -246,13 +246,17 @@ async def test_cors_and_websocket_origin(make_server: Callable[..., RunningServe
     assert unauthorized.headers["access-control-allow-origin"] == "https://dash.example"
 
     good = await websockets.connect(
-        server.ws_url, subprotocols=["graphql-transport-ws"], origin="https://dash.example"
-    )  # type: ignore[list-item, arg-type]
+        server.ws_url,
+        subprotocols=[Subprotocol("graphql-transport-ws")],
+        origin=Origin("https://dash.example"),
+    )
     await good.close()
     with pytest.raises(InvalidStatus):
         await websockets.connect(
-            server.ws_url, subprotocols=["graphql-transport-ws"], origin="https://evil.example"
-        )  # type: ignore[list-item, arg-type]
+            server.ws_url,
+            subprotocols=[Subprotocol("graphql-transport-ws")],
+            origin=Origin("https://evil.example"),
+        )
 
 
 async def test_no_cross_origin_by_default(server: RunningServer) -> None:

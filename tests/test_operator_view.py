@@ -9,8 +9,7 @@ import pytest
 from gql import Client, GraphQLRequest
 from gql.transport.websockets import WebsocketsTransport
 
-from tests.conftest import OPERATOR, OPERATOR_TOKEN, VIEWER_TOKEN, RunningServer
-from tests.test_app import RESTART, post
+from tests.helpers import OPERATOR, OPERATOR_TOKEN, RESTART, VIEWER_TOKEN, RunningServer, post
 from tests.units import CRASHY, FAILING, HEALTHY, LOGGY, LONG_LINE
 from unitgate.services.errors import ActionInProgress
 from unitgate.services.policy.control import ServiceControl

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tests.services.test_runner import running
+from tests.helpers import running
 from tests.units import HEALTHY
 from unitgate.sandbox import UserManagerSandbox
 from unitgate.sandbox_host import cgroup_mounts, descendants

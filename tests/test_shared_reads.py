@@ -7,8 +7,7 @@ import json
 
 import websockets
 
-from tests.conftest import OPERATOR_TOKEN, RunningServer
-from tests.test_app import RESTART, post
+from tests.helpers import OPERATOR_TOKEN, RESTART, RunningServer, post
 from tests.units import HEALTHY
 from unitgate.services.systemd.allowlist import DEFAULT_ALLOWLIST
 

@@ -12,8 +12,7 @@ import websockets
 from gql import Client, GraphQLRequest
 from gql.transport.websockets import WebsocketsTransport
 
-from tests.conftest import OPERATOR_TOKEN, RunningServer, wait_until
-from tests.test_app import RESTART, post
+from tests.helpers import OPERATOR_TOKEN, RESTART, RunningServer, post, wait_until
 from tests.units import CRASHY, HEALTHY, MISSING
 from unitgate.sandbox import UserManagerSandbox
 

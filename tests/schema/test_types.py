@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import VIEWER
+from tests.helpers import VIEWER
 from unitgate.resolvers import Context
 from unitgate.schema.root import schema
 from unitgate.services.systemd.status import UnitStatus

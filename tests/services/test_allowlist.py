@@ -2,29 +2,10 @@ from __future__ import annotations
 
 import pytest
 
+from tests.helpers import HOSTILE_NAMES
 from unitgate.services.errors import ServiceNotAllowed
 from unitgate.services.systemd.allowlist import DEFAULT_ALLOWLIST, Allowlist, unit_name_problem
 from unitgate.services.systemd.units import unit_for
-
-HOSTILE_NAMES = [
-    "../../../etc/passwd",
-    "nginx.service",
-    "--help",
-    "nginx;reboot",
-    "ng\u0456nx",  # Cyrillic і
-    "",
-    "n" * 10_000,
-    "nginx\x00",
-    "nginx\n",
-    "\x00",
-    " nginx",
-    "NGINX",
-    "nginx ",
-    "nginx@evil",
-    "-nginx",
-    "*",
-    "nginx\\x2eservice",
-]
 
 
 def test_default_allowlist_is_exactly_the_web_stack() -> None:

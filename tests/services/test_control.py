@@ -7,7 +7,7 @@ from collections.abc import AsyncGenerator
 
 import pytest
 
-from tests.conftest import OPERATOR
+from tests.helpers import OPERATOR
 from tests.units import CRASHY, FAILING, HANGING, HEALTHY, LOGGY, MISSING
 from unitgate.sandbox import UserManagerSandbox
 from unitgate.services.errors import ServiceNotAllowed, ServiceNotFound

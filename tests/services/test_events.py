@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import OPERATOR, sandbox_settings
+from tests.helpers import OPERATOR, sandbox_settings
 from tests.units import CRASHY, HEALTHY, STARTED, UNITS
 from unitgate.app import build_control
 from unitgate.sandbox import UserManagerSandbox
@@ -21,6 +21,11 @@ from unitgate.services.systemd.units import Scope
 
 pytestmark = pytest.mark.timeout(60)
 MakeControl = Callable[..., ServiceControl]
+
+
+def mode_of(control: ServiceControl) -> Mode:
+    """Read afresh each time: the watcher moves between modes while a test awaits."""
+    return control.watcher.mode
 
 
 async def next_status(events: AsyncGenerator[StatusEvent, None], timeout: float = 10) -> UnitStatus:
@@ -121,12 +126,12 @@ async def test_watcher_returns_to_events_when_the_bus_comes_back() -> None:
         events = control.status_events([HEALTHY])
         try:
             await next_status(events)
-            assert control.watcher.mode is Mode.EVENTS
+            assert mode_of(control) is Mode.EVENTS
             own.systemctl("stop", "dbus.socket", "dbus.service")
-            while control.watcher.mode is not Mode.POLLING:
+            while mode_of(control) is not Mode.POLLING:
                 await asyncio.sleep(0.01)
             own.systemctl("start", "dbus.socket")
-            while control.watcher.mode is not Mode.EVENTS:
+            while mode_of(control) is not Mode.EVENTS:
                 await asyncio.sleep(0.01)
             # Subscribed again on the new connection: signals flow, and nothing else could read.
             before = (await control.get(HEALTHY)).main_pid

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import OPERATOR, VIEWER
+from tests.helpers import OPERATOR, VIEWER
 from tests.units import FAILING, HEALTHY, LOGGY, LONG_LINE, MISSING
 from unitgate.sandbox import UserManagerSandbox
 from unitgate.services.errors import (

@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from pathlib import Path
 
 import pytest
 
-from unitgate.sandbox_host import process_tree
+from tests.helpers import children, running
 from unitgate.services.systemd.runner import CommandNotStarted, CommandTimedOut, ProcessRunner
 
 ENV = {"PATH": "/usr/bin:/bin", "LC_ALL": "C"}
-
-
-def children() -> set[int]:
-    """Our direct children, zombies included: a reaped child is not among them."""
-    return set(process_tree().get(os.getpid(), []))
 
 
 async def test_captures_output_and_exit_code() -> None:
@@ -60,14 +54,6 @@ async def test_timeout_kills_and_reaps_the_whole_group(tmp_path: Path) -> None:
     assert timed_out.value.timeout == 0.3
     assert children() == before
     assert not running(int(pid_file.read_text()))
-
-
-def running(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state not in ("Z", "X")
 
 
 async def test_cancellation_kills_and_reaps() -> None:

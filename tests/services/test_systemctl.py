@@ -10,9 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import OPERATOR
-from tests.services.test_allowlist import HOSTILE_NAMES
-from tests.services.test_runner import children
+from tests.helpers import HOSTILE_NAMES, OPERATOR, children
 from tests.units import FAILING, HANGING, HEALTHY, MISSING
 from unitgate.sandbox import UserManagerSandbox
 from unitgate.services.errors import (

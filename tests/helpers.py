@@ -1,0 +1,187 @@
+"""What the tests share: tokens and callers, settings for the sandbox, a server in a thread,
+GraphQL documents and clients, and process checks. Fixtures stay in conftest.py."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+from unitgate.cli import uvicorn_options
+from unitgate.config import Settings
+from unitgate.sandbox_host import process_tree
+from unitgate.services.policy.access import Actor, Role
+from unitgate.services.policy.control import ServiceControl
+from unitgate.services.policy.tokens import new_token, token_sha256
+
+# Fresh for every session: nothing in the repository or its logs can hold a valid token.
+OPERATOR_TOKEN = new_token()
+VIEWER_TOKEN = new_token()
+OPERATOR = Actor(name="test-operator", role=Role.OPERATOR, address="127.0.0.1")
+VIEWER = Actor(name="test-viewer", role=Role.VIEWER, address="127.0.0.1")
+
+
+HOSTILE_NAMES = [
+    "../../../etc/passwd",
+    "nginx.service",
+    "--help",
+    "nginx;reboot",
+    "ng\u0456nx",  # Cyrillic і
+    "",
+    "n" * 10_000,
+    "nginx\x00",
+    "nginx\n",
+    "\x00",
+    " nginx",
+    "NGINX",
+    "nginx ",
+    "nginx@evil",
+    "-nginx",
+    "*",
+    "nginx\\x2eservice",
+]
+
+
+def sandbox_settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "scope": "user",
+        # An hour: every live update in the tests must come from D-Bus signals, not from polling.
+        "poll_interval": 3600.0,
+        "memory_interval": 3600.0,
+        "action_timeout": 15.0,
+        # The suite restarts the same units many times; the limit itself is tested on its own.
+        "action_limit": 1000,
+        "tokens": [
+            {"name": "test-operator", "role": "operator", "sha256": token_sha256(OPERATOR_TOKEN)},
+            {"name": "test-viewer", "role": "viewer", "sha256": token_sha256(VIEWER_TOKEN)},
+        ],
+    }
+    values.update(overrides)
+    return Settings.model_validate(values)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class RunningServer:
+    url: str
+    ws_url: str
+    control: ServiceControl
+    loop: asyncio.AbstractEventLoop
+
+    def call(self, coroutine: Any, timeout: float = 10) -> Any:
+        """Run a coroutine on the server's own loop (to inspect its tasks, say)."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+
+@contextlib.contextmanager
+def serve(app: Any, control: ServiceControl) -> Iterator[RunningServer]:
+    """Run `app` under uvicorn on a free loopback port, in a thread with its own event loop."""
+    port = free_port()
+    options = {**uvicorn_options(), "loop": "none"}  # the thread brings its own loop
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", **options)  # type: ignore[arg-type]
+    uv = uvicorn.Server(config)
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    def run() -> None:
+        loop = asyncio.new_event_loop()
+        loops.append(loop)
+        loop.run_until_complete(uv.serve())
+        loop.close()
+
+    thread = threading.Thread(target=run, name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not uv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    try:
+        yield RunningServer(
+            f"http://127.0.0.1:{port}/graphql", f"ws://127.0.0.1:{port}/graphql", control, loops[0]
+        )
+    finally:
+        uv.should_exit = True
+        thread.join(20)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    """For state in another thread that offers no event to await: check often, fail loudly."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(0.01)
+
+
+STATUS_FIELDS = (
+    "name active activeState subState loadState description mainPid memoryBytes "
+    "uptimeSeconds activeSince restartCount unitFileState"
+)
+SERVICE = f"""query($name: String!) {{ service(name: $name) {{
+  __typename
+  ... on ServiceStatus {{ {STATUS_FIELDS} }}
+  ... on Error {{ message }}
+  ... on ServiceNotAllowed {{ name }}
+  ... on ServiceNotFound {{ name }}
+  ... on SystemctlTimeout {{ command timeoutSeconds }}
+}} }}"""
+RESTART = """mutation($name: String!) { restartService(name: $name) {
+  __typename
+  ... on RestartSucceeded { service { name mainPid activeState } }
+  ... on Error { message }
+  ... on RestartFailed { name exitCode }
+  ... on SystemctlTimeout { command timeoutSeconds }
+} }"""
+
+
+def bearer(token: str = OPERATOR_TOKEN) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def post(
+    url: str, query: str, variables: dict[str, Any] | None = None, token: str = OPERATOR_TOKEN
+) -> Any:
+    async with httpx.AsyncClient(timeout=30) as client:
+        response = await client.post(
+            url, json={"query": query, "variables": variables or {}}, headers=bearer(token)
+        )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def post_app(app: Any, query: str, variables: dict[str, Any] | None = None) -> Any:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://unitgate", timeout=30) as client:
+        response = await client.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=bearer()
+        )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def children() -> set[int]:
+    """Our direct children, zombies included: a reaped child is not among them."""
+    return set(process_tree().get(os.getpid(), []))
+
+
+def running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")
