@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench lint system-deps test-system-deps node-deps schema clean
+.PHONY: demo test test-fast check fmt lint bench system-deps test-system-deps node-deps schema clean
 
 $(STAMP): pyproject.toml | system-deps
 	$(PYTHON) -m venv $(VENV)
@@ -30,12 +30,24 @@ node-deps: system-deps $(NODE_STAMP)
 demo: $(STAMP) system-deps
 	$(BIN)/unitgate demo $(if $(PORT),--port $(PORT))
 
-lint: $(STAMP)
+# ruff, the format check and mypy (over src, tests and bench).
+check: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-test: $(STAMP) test-system-deps node-deps lint
+lint: check
+
+fmt: $(STAMP)
+	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench
+
+# The inner loop: every test that needs no systemd, browser, node or long run (marks set by
+# tests/conftest.py from the fixtures each test uses).
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -m "not systemd and not browser and not node and not slow" $(PYTEST_ARGS)
+
+test: $(STAMP) test-system-deps node-deps check
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: $(STAMP) system-deps

@@ -1,8 +1,12 @@
-"""Fixtures that start real things: one private systemd user manager and one unitgate server per session."""
+"""Fixtures that start real things: one private systemd user manager and one unitgate server per
+session; and the marks each test gets from the fixtures it uses, so `make test-fast` knows what
+needs no systemd, browser or node without anybody having to remember."""
 
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,12 +16,52 @@ import pytest
 from tests.helpers import RunningServer, sandbox_settings, serve
 from tests.units import STARTED, UNITS
 from unitgate.app import build_control, create_app
-from unitgate.sandbox import UserManagerSandbox
+from unitgate.sandbox import SYSTEMD, UserManagerSandbox
 from unitgate.services.policy.control import ServiceControl
+
+# What a test needs, read off every fixture it uses, directly or through other fixtures.
+FIXTURE_MARKS: dict[str, str] = {
+    "own_systemd": "systemd",  # boots a systemd manager (the sandbox, the demo, the benchmark)
+    "chromium": "browser",
+    "node": "node",
+    "quick_benchmark": "slow",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        for fixture, mark in FIXTURE_MARKS.items():
+            if fixture in names:
+                item.add_marker(mark)
 
 
 @pytest.fixture(scope="session")
-def sandbox() -> Iterator[UserManagerSandbox]:
+def own_systemd() -> None:
+    """The test boots a systemd manager of its own: it needs systemd, unshare, and root (or
+    unprivileged user namespaces). `make test` installs the packages."""
+    assert os.access(SYSTEMD, os.X_OK), "make test installs Debian's systemd"
+    assert shutil.which("unshare"), "make test installs util-linux"
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Path:
+    """Debian's Chromium, which Playwright drives."""
+    path = Path("/usr/bin/chromium")
+    assert path.exists(), "make test installs Debian's chromium"
+    return path
+
+
+@pytest.fixture(scope="session")
+def node() -> str:
+    """Node.js, for the graphql-http audit and the polkit rule's JavaScript."""
+    path = shutil.which("node")
+    assert path, "make test installs nodejs"
+    return path
+
+
+@pytest.fixture(scope="session")
+def sandbox(own_systemd: None) -> Iterator[UserManagerSandbox]:
     with UserManagerSandbox(UNITS, start=STARTED) as manager:
         yield manager
 

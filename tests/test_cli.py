@@ -58,11 +58,21 @@ def test_bad_flag_value_stops_startup() -> None:
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
-def test_demo_serves_and_leaves_nothing_behind(stop_signal: signal.Signals) -> None:
+def test_demo_serves_and_leaves_nothing_behind(stop_signal: signal.Signals, own_systemd: None) -> None:
     port = free_port()
-    demo = subprocess.Popen(
+    with subprocess.Popen(
         [*UNITGATE, "demo", "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+    ) as demo:
+        family, sandbox_dir = drive_the_demo(demo, port, stop_signal)
+    assert demo.returncode == 0
+    assert not [pid for pid in family if running(pid)]
+    assert not sandbox_dir.exists()
+
+
+def drive_the_demo(
+    demo: subprocess.Popen[str], port: int, stop_signal: signal.Signals
+) -> tuple[set[int], Path]:
+    """Query the running demo, then stop it with `stop_signal`: its processes and sandbox folder."""
     try:
         assert demo.stdout is not None
         banner = ""
@@ -101,9 +111,7 @@ def test_demo_serves_and_leaves_nothing_behind(stop_signal: signal.Signals) -> N
     finally:
         os.kill(demo.pid, stop_signal)
         demo.wait(timeout=30)
-    assert demo.returncode == 0
-    assert not [pid for pid in family if running(pid)]
-    assert not Path(sandbox_dir.group(1)).exists()
+    return family, Path(sandbox_dir.group(1))
 
 
 @pytest.mark.timeout(60)
@@ -117,12 +125,18 @@ def test_serve_with_a_config_file(sandbox: Any, tmp_config: Callable[[str], Path
         f'scope = "user"\nport = {port}\njournal_directory = "{sandbox.journal_directory}"\n'
         f'[[tokens]]\nname = "ops"\nrole = "operator"\nsha256 = "{token_sha256(token)}"\n'
     )
-    server = subprocess.Popen(
+    with subprocess.Popen(
         [*UNITGATE, "serve", "--config", str(config)],
         env={**os.environ, **sandbox.env},
         stderr=subprocess.PIPE,
         text=True,
-    )
+    ) as server:
+        query_the_server(server, port, token)
+    assert server.returncode == 0
+
+
+def query_the_server(server: subprocess.Popen[str], port: int, token: str) -> None:
+    """One query with the token and one without, then SIGTERM, as a service manager stops it."""
     try:
         assert server.stderr is not None
         for line in server.stderr:
@@ -145,8 +159,8 @@ def test_serve_with_a_config_file(sandbox: Any, tmp_config: Callable[[str], Path
         )
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(anonymous, timeout=10)  # noqa: S310 (loopback)
+        refused.value.close()
         assert refused.value.code == 401
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(30)
-    assert server.returncode == 0

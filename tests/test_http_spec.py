@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -17,12 +16,10 @@ AUDIT = Path(__file__).parent / "http_audit"
 
 
 @pytest.mark.timeout(180)
-def test_every_graphql_http_audit_is_ok(server: RunningServer) -> None:
+def test_every_graphql_http_audit_is_ok(server: RunningServer, node: str) -> None:
     assert (AUDIT / "node_modules" / "graphql-http").is_dir(), (
         "make test installs it (npm install in tests/http_audit)"
     )
-    node = shutil.which("node")
-    assert node
     result = subprocess.run(
         [node, str(AUDIT / "audit.mjs"), server.url, OPERATOR_TOKEN],
         capture_output=True,

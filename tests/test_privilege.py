@@ -112,9 +112,9 @@ console.log(JSON.stringify(cases.map(([id, user, unit, verb]) =>
 """
 
 
-def polkit_decisions(rule: str, tmp_path: Path, cases: list[tuple[str, str, str, str]]) -> list[str | None]:
-    node = shutil.which("node")
-    assert node, "make test installs nodejs"
+def polkit_decisions(
+    node: str, rule: str, tmp_path: Path, cases: list[tuple[str, str, str, str]]
+) -> list[str | None]:
     path = tmp_path / "50-unitgate.rules"
     path.write_text(rule)
     result = subprocess.run(
@@ -125,7 +125,9 @@ def polkit_decisions(rule: str, tmp_path: Path, cases: list[tuple[str, str, str,
     return decisions
 
 
-def test_polkit_rule_allows_exactly_restart_and_reload_of_allowlisted_units(tmp_path: Path) -> None:
+def test_polkit_rule_allows_exactly_restart_and_reload_of_allowlisted_units(
+    tmp_path: Path, node: str
+) -> None:
     rule = unitgate("polkit-rule", "--user", "unitgate").stdout
     manage = "org.freedesktop.systemd1.manage-units"
     cases = [
@@ -140,7 +142,7 @@ def test_polkit_rule_allows_exactly_restart_and_reload_of_allowlisted_units(tmp_
         ("org.freedesktop.systemd1.manage-unit-files", "unitgate", "nginx.service", "restart"),
         ("org.freedesktop.login1.reboot", "unitgate", "nginx.service", "restart"),
     ]
-    assert polkit_decisions(rule, tmp_path, cases) == ["yes", "yes", "yes"] + [None] * 7
+    assert polkit_decisions(node, rule, tmp_path, cases) == ["yes", "yes", "yes"] + [None] * 7
 
 
 def test_polkit_rule_names_the_allowlist() -> None:

@@ -57,7 +57,7 @@ def host_journal_state() -> dict[str, list[str]]:
     }
 
 
-def test_own_journal_leaves_the_hosts_as_it_was() -> None:
+def test_own_journal_leaves_the_hosts_as_it_was(own_systemd: None) -> None:
     before = host_journal_state()
     with UserManagerSandbox(UNIT, start=UNIT) as other:
         assert other.journal_directory is not None

@@ -146,9 +146,13 @@ async def test_one_follower_process_is_shared(control: ServiceControl) -> None:
 async def test_resume_after_cursor_misses_nothing(control: ServiceControl) -> None:
     written = await restart_loggy(control)
     cursor = written[-1].cursor
-    # While nobody follows, the unit writes more.
-    await control.restart(LOGGY, OPERATOR)
-    await control.restart(LOGGY, OPERATOR)
+    # While nobody follows, the unit writes more: two more runs, each waited for until it has
+    # written all its lines. (A bare restart returns once systemd has forked the unit; a second
+    # one could kill the first run before it wrote anything, and this test would then wait for
+    # lines that never existed.)
+    await restart_loggy(control)
+    await restart_loggy(control)
+    assert control.followers.running == 0
     events = control.follow_logs(LOGGY, OPERATOR, after_cursor=cursor)
     resumed: list[LogEntry] = []
     try:

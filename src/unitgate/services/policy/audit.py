@@ -29,6 +29,7 @@ OUTCOMES: dict[type[errors.UnitgateError], str] = {
     errors.ReloadNotSupported: "not_supported",
     errors.JournalUnavailable: "journal_unavailable",
     errors.InvalidCursor: "invalid_cursor",
+    errors.LogStreamLagged: "lagged",
     errors.CommandTimeout: "timeout",
     errors.SystemdUnavailable: "unavailable",
 }

@@ -1,0 +1,229 @@
+"""The status watcher's logic through its seams: a fake read and a fake signal source, no systemd."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncGenerator, Callable
+
+import pytest
+
+from unitgate.services.errors import ServiceNotFound, SystemdUnavailable, UnitgateError
+from unitgate.services.live.watcher import Mode, StatusEvent, StatusWatcher, WatcherTimings
+from unitgate.services.systemd.status import UnitStatus
+
+pytestmark = pytest.mark.timeout(10)
+HOUR = 3600.0
+
+
+def unit(name: str, pid: int | None = 10, state: str = "active", memory: int | None = 1000) -> UnitStatus:
+    return UnitStatus(
+        name=name,
+        description=name,
+        load_state="not-found" if state == "absent" else "loaded",
+        active_state="inactive" if state == "absent" else state,
+        sub_state="running",
+        main_pid=pid,
+        memory_bytes=memory,
+        active_since=None,
+        restart_count=0,
+        unit_file_state=None,
+        can_reload=False,
+    )
+
+
+class FakeSystemd:
+    """What a read returns now; counts reads, and can fail the next one."""
+
+    def __init__(self, *units: UnitStatus) -> None:
+        self.units = {status.name: status for status in units}
+        self.reads = 0
+        self.fail_next: UnitgateError | None = None
+
+    def set(self, status: UnitStatus) -> None:
+        self.units[status.name] = status
+
+    async def read_all(self) -> list[UnitStatus]:
+        self.reads += 1
+        if self.fail_next is not None:
+            error, self.fail_next = self.fail_next, None
+            raise error
+        return [self.units[name] for name in sorted(self.units)]
+
+
+class FakeSignals:
+    """A signal source the test drives: `emit(name)`, `drop()` the connection, or refuse to connect."""
+
+    def __init__(self, refuse: bool = False) -> None:
+        self.refuse = refuse
+        self.on_change: Callable[[str], None] | None = None
+        self.closed = asyncio.Event()
+        self.connects = 0
+
+    @property
+    def describe(self) -> str:
+        return "a fake bus"
+
+    async def connect(self, on_change: Callable[[str], None]) -> None:
+        if self.refuse:
+            raise ConnectionRefusedError("no bus here")
+        self.connects += 1
+        self.closed = asyncio.Event()
+        self.on_change = on_change
+
+    async def wait_closed(self) -> None:
+        await self.closed.wait()
+
+    async def close(self) -> None:
+        self.closed.set()
+
+    def emit(self, name: str) -> None:
+        assert self.on_change is not None
+        self.on_change(name)
+
+
+def watcher(
+    systemd: FakeSystemd, signals: FakeSignals | None, accept: Callable[[str], bool] = lambda name: True
+) -> StatusWatcher:
+    timings = WatcherTimings(poll_interval=HOUR, memory_interval=HOUR, coalesce=0, reconnect_interval=HOUR)
+    return StatusWatcher(systemd.read_all, timings, signals, accept_signal=accept)
+
+
+def mode(w: StatusWatcher) -> Mode:
+    """Read afresh each time: the watcher moves between modes while a test awaits."""
+    return w.mode
+
+
+async def take(events: AsyncGenerator[StatusEvent, None], count: int) -> list[StatusEvent]:
+    return [await anext(events) for _ in range(count)]
+
+
+async def test_snapshot_then_only_what_changed() -> None:
+    systemd = FakeSystemd(unit("a"), unit("b"), unit("c", state="absent"))
+    signals = FakeSignals()
+    w = watcher(systemd, signals)
+    events = w.changes(None)
+    assert await take(events, 2) == [unit("a"), unit("b")]  # installed ones only
+    assert w.mode is Mode.EVENTS
+    systemd.set(unit("b", pid=11))
+    signals.emit("b")
+    assert await anext(events) == unit("b", pid=11)
+    # Memory alone is no event until a memory refresh.
+    systemd.set(unit("a", memory=2000))
+    systemd.set(unit("b", pid=12))
+    signals.emit("b")
+    assert await anext(events) == unit("b", pid=12)
+    await events.aclose()
+    assert mode(w) is Mode.IDLE
+    assert not w.running
+
+
+async def test_a_unit_installed_later_is_followed_when_following_all() -> None:
+    systemd = FakeSystemd(unit("a"), unit("b", state="absent"))
+    signals = FakeSignals()
+    w = watcher(systemd, signals)
+    everything, only_a = w.changes(None), w.changes(["a"])
+    assert await anext(everything) == unit("a")
+    assert await anext(only_a) == unit("a")
+    systemd.set(unit("b"))
+    signals.emit("b")
+    assert await anext(everything) == unit("b")
+    systemd.set(unit("a", pid=99))
+    signals.emit("a")
+    assert await anext(only_a) == unit("a", pid=99)  # b's arrival was not news to it
+    await everything.aclose()
+    await only_a.aclose()
+
+
+async def test_a_name_that_is_not_installed_ends_the_stream_before_any_status() -> None:
+    w = watcher(FakeSystemd(unit("a"), unit("b", state="absent")), FakeSignals())
+    events = [event async for event in w.changes(["a", "b"])]
+    assert len(events) == 1
+    assert isinstance(events[0], ServiceNotFound)
+    assert events[0].name == "b"
+    assert not w.running
+
+
+async def test_a_failed_read_is_an_event_and_the_stream_goes_on() -> None:
+    systemd = FakeSystemd(unit("a"))
+    signals = FakeSignals()
+    w = watcher(systemd, signals)
+    events = w.changes(["a"])
+    assert await anext(events) == unit("a")
+    systemd.fail_next = SystemdUnavailable("the manager went away")
+    signals.emit("a")
+    failure = await anext(events)
+    assert isinstance(failure, SystemdUnavailable)
+    systemd.set(unit("a", pid=2))
+    signals.emit("a")
+    assert await anext(events) == unit("a", pid=2)
+    await events.aclose()
+
+
+async def test_signals_the_gate_refuses_cause_no_read() -> None:
+    systemd = FakeSystemd(unit("a"))
+    signals = FakeSignals()
+    w = watcher(systemd, signals, accept=lambda name: name != "a")
+    events = w.changes(["a"])
+    await anext(events)
+    reads = systemd.reads
+    signals.emit("a")
+    await asyncio.sleep(0)
+    assert systemd.reads == reads
+    w.refresh()  # what an action through the API does instead
+    systemd.set(unit("a", pid=3))
+    assert await anext(events) == unit("a", pid=3)
+    await events.aclose()
+
+
+async def test_one_read_serves_every_subscriber() -> None:
+    systemd = FakeSystemd(unit("a"))
+    signals = FakeSignals()
+    w = watcher(systemd, signals)
+    streams = [w.changes(["a"]) for _ in range(50)]
+    for stream in streams:
+        assert await anext(stream) == unit("a")
+    reads = systemd.reads
+    systemd.set(unit("a", pid=4))
+    signals.emit("a")
+    for stream in streams:
+        assert await anext(stream) == unit("a", pid=4)
+    assert systemd.reads == reads + 1
+    for stream in streams:
+        await stream.aclose()
+    assert w.watchers == 0
+    assert not w.running
+
+
+async def test_no_bus_means_polling_with_the_reason() -> None:
+    w = watcher(FakeSystemd(unit("a")), FakeSignals(refuse=True))
+    events = w.changes(["a"])
+    await anext(events)
+    assert w.mode is Mode.POLLING
+    assert "no bus here" in w.mode_detail
+    await events.aclose()
+
+
+async def test_a_dropped_bus_falls_back_to_polling() -> None:
+    signals = FakeSignals()
+    w = watcher(FakeSystemd(unit("a")), signals)
+    events = w.changes(["a"])
+    await anext(events)
+    assert w.mode is Mode.EVENTS
+    signals.closed.set()
+    while mode(w) is not Mode.POLLING:  # the watcher's own task notices on its next turn
+        await asyncio.sleep(0)
+    assert "closed" in w.mode_detail
+    await events.aclose()
+
+
+def test_memory_only_change_is_sent_on_a_memory_refresh() -> None:
+    # The pure decision, spelled out: state changes always, memory only when refreshed.
+    from unitgate.services.live.watcher import _worth_sending
+
+    before = unit("a")
+    assert not _worth_sending(before, dataclasses.replace(before, memory_bytes=5), False, memory=False)
+    assert _worth_sending(before, dataclasses.replace(before, memory_bytes=5), False, memory=True)
+    assert _worth_sending(before, dataclasses.replace(before, main_pid=5), False, memory=False)
+    assert not _worth_sending(None, before, follow_new=False, memory=False)
+    assert _worth_sending(None, before, follow_new=True, memory=False)

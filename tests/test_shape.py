@@ -1,0 +1,170 @@
+"""The code's shape, held by tests: imports run one way between layers, every failure has its
+GraphQL type and audit word, and the README lists every module with its job."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+
+from unitgate.schema.errors import ERRORS
+from unitgate.schema.root import schema
+from unitgate.services import errors
+from unitgate.services.policy.audit import OUTCOMES, outcome_of
+
+ROOT = Path(__file__).parents[1]
+PACKAGE = ROOT / "src" / "unitgate"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+MODULES = {module_name(path): imports(path) for path in sorted(PACKAGE.rglob("*.py"))}
+
+# (modules under this prefix, may not import any of these prefixes, why)
+RULES = [
+    (
+        "unitgate.services",
+        (
+            "strawberry",
+            "graphql",
+            "starlette",
+            "uvicorn",
+            "unitgate.schema",
+            "unitgate.resolvers",
+            "unitgate.view",
+            "unitgate.app",
+            "unitgate.cli",
+            "unitgate.config",
+        ),
+        "nothing below the GraphQL layer knows GraphQL, HTTP or the configuration file",
+    ),
+    (
+        "unitgate.services.systemd",
+        ("unitgate.services.live", "unitgate.services.policy"),
+        "the systemd adapters hold no policy and no live plumbing",
+    ),
+    (
+        "unitgate.services.live",
+        ("unitgate.services.policy",),
+        "live feeds sit below policy",
+    ),
+    (
+        "unitgate.schema",
+        (
+            "subprocess",
+            "asyncio.subprocess",
+            "unitgate.services.systemd.runner",
+            "unitgate.view",
+            "unitgate.app",
+        ),
+        "the GraphQL layer runs no process, and knows no transport",
+    ),
+    (
+        "unitgate.resolvers",
+        (
+            "subprocess",
+            "asyncio.subprocess",
+            "unitgate.services.systemd.runner",
+            "unitgate.view",
+            "unitgate.app",
+        ),
+        "resolvers call the services facade; they run no process",
+    ),
+    (
+        "unitgate.view",
+        (
+            "subprocess",
+            "asyncio.subprocess",
+            "unitgate.services.systemd",
+            "unitgate.services.live",
+            "unitgate.app",
+        ),
+        "the view reaches systemd only through the facade",
+    ),
+]
+
+
+@pytest.mark.parametrize(("layer", "forbidden", "why"), RULES, ids=[rule[0] for rule in RULES])
+def test_imports_run_one_way(layer: str, forbidden: tuple[str, ...], why: str) -> None:
+    offending = sorted(
+        f"{module} imports {name}"
+        for module, names in MODULES.items()
+        if module == layer or module.startswith(layer + ".")
+        for name in names
+        if any(name == prefix or name.startswith(prefix + ".") for prefix in forbidden)
+    )
+    assert offending == [], why
+
+
+def test_only_the_runner_starts_processes() -> None:
+    """Below the GraphQL layer, one module may start a process: the runner."""
+    services = sorted(PACKAGE.joinpath("services").rglob("*.py"))
+    importing = [module_name(p) for p in services if MODULES[module_name(p)] & {"subprocess", "os.system"}]
+    spawning = [module_name(p) for p in services if "create_subprocess_exec" in p.read_text(encoding="utf-8")]
+    assert importing == []
+    assert spawning == ["unitgate.services.systemd.runner"]
+
+
+def test_no_module_is_longer_than_one_sitting() -> None:
+    long = {module_name(p): n for p in PACKAGE.rglob("*.py") if (n := len(p.read_text().splitlines())) > 300}
+    assert long == {}
+
+
+def concrete_errors() -> list[type[errors.UnitgateError]]:
+    return [
+        cls
+        for _, cls in inspect.getmembers(errors, inspect.isclass)
+        if issubclass(cls, errors.UnitgateError)
+        and cls is not errors.UnitgateError
+        and not cls.__subclasses__()
+    ]
+
+
+@pytest.mark.parametrize("error", concrete_errors(), ids=lambda cls: cls.__name__)
+def test_every_failure_has_its_graphql_type_and_audit_word(error: type[errors.UnitgateError]) -> None:
+    assert error in ERRORS
+    assert schema.get_type_by_name(ERRORS[error].__strawberry_definition__.name) is not None  # type: ignore[attr-defined]
+    assert any(cls in OUTCOMES for cls in error.__mro__), f"{error.__name__} has no audit outcome"
+
+
+def test_audit_words_follow_the_class_tree() -> None:
+    assert outcome_of(errors.RestartFailed("nginx", 1, "no")) == "failed"
+    assert outcome_of(errors.ReloadFailed("nginx", 1, "no")) == "failed"
+    assert outcome_of(RuntimeError()) == "error"
+
+
+def test_the_readme_names_every_error_type() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = set(re.findall(r"^\| `(\w+)", readme, re.M))
+    graphql_names = {cls.__strawberry_definition__.name for cls in ERRORS.values()}  # type: ignore[attr-defined]
+    assert graphql_names <= table
+
+
+def test_the_readme_lists_every_module() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    layout = readme[readme.index("## Layout") :]
+    # Listed below its package's folder: `cli.py`, `view/`'s `auth.py`, `services/`'s `systemd/runner.py`.
+    listed = [path.relative_to(PACKAGE).parts for path in sorted(PACKAGE.rglob("*.py"))]
+    missing = [
+        "/".join(parts)
+        for parts in listed
+        if parts[-1] != "__init__.py" and f"`{'/'.join(parts[1:] or parts)}`" not in layout
+    ]
+    assert missing == []
