@@ -7,13 +7,14 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from tests.helpers import RunningServer, sandbox_settings, serve
+from tests.helpers import RunningServer, bearer, sandbox_settings, serve
 from tests.units import STARTED, UNITS
 from unitgate.app import build_control, create_app
 from unitgate.sandbox import SYSTEMD, UserManagerSandbox
@@ -80,6 +81,27 @@ async def make_control(sandbox: UserManagerSandbox) -> AsyncIterator[Callable[..
     yield make
     for control in made:
         await control.aclose()
+
+
+@pytest.fixture
+async def make_client(
+    make_control: Callable[..., ServiceControl],
+) -> AsyncIterator[Callable[..., Awaitable[httpx.AsyncClient]]]:
+    """The app with its own settings, in process (httpx's ASGI transport, no server, no port),
+    for checks that need no real socket; the client carries the operator's token."""
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def make(**overrides: Any) -> httpx.AsyncClient:
+            app = create_app(sandbox_settings(**overrides), make_control(**overrides))
+            client = httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app),
+                base_url="http://unitgate",
+                headers=bearer(),
+                timeout=30,
+            )
+            return await stack.enter_async_context(client)
+
+        yield make
 
 
 @pytest.fixture

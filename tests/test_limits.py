@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -29,12 +29,19 @@ def error_messages(body: dict[str, Any]) -> list[str]:
     return [error["message"] for error in body["errors"]]
 
 
-async def test_depth_limit(make_server: Callable[..., RunningServer], sandbox: UserManagerSandbox) -> None:
-    server = make_server(max_query_depth=1)
+async def ask(client: httpx.AsyncClient, query: str, variables: dict[str, Any] | None = None) -> Any:
+    response = await client.post("/graphql", json={"query": query, "variables": variables or {}})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def test_depth_limit(
+    make_client: Callable[..., Awaitable[httpx.AsyncClient]], sandbox: UserManagerSandbox
+) -> None:
+    client = await make_client(max_query_depth=1)
     before = starts(sandbox.runtime_dir)
-    body = await post(
-        server.url,
-        'mutation { restartService(name: "nginx") { ... on RestartSucceeded { service { name } } } }',
+    body = await ask(
+        client, 'mutation { restartService(name: "nginx") { ... on RestartSucceeded { service { name } } } }'
     )
     assert any("exceeds maximum operation depth of 1" in message for message in error_messages(body))
     assert starts(sandbox.runtime_dir) == before
@@ -120,15 +127,17 @@ async def test_fifty_simultaneous_restarts_over_http_run_once(
     assert starts(sandbox.runtime_dir) == before + 1
 
 
-async def test_rate_limit(make_server: Callable[..., RunningServer], sandbox: UserManagerSandbox) -> None:
-    server = make_server(action_limit=2, action_window=600)
+async def test_rate_limit(
+    make_client: Callable[..., Awaitable[httpx.AsyncClient]], sandbox: UserManagerSandbox
+) -> None:
+    client = await make_client(action_limit=2, action_window=600)
     query = RESTART.replace(
         "... on Error { message }", "... on Error { message } ... on RateLimited { name retryAfterSeconds }"
     )
-    first = await post(server.url, query, {"name": HEALTHY})
-    second = await post(server.url, query, {"name": HEALTHY})
+    first = await ask(client, query, {"name": HEALTHY})
+    second = await ask(client, query, {"name": HEALTHY})
     before = starts(sandbox.runtime_dir)
-    third = (await post(server.url, query, {"name": HEALTHY}))["data"]["restartService"]
+    third = (await ask(client, query, {"name": HEALTHY}))["data"]["restartService"]
     assert first["data"]["restartService"]["__typename"] == "RestartSucceeded"
     assert second["data"]["restartService"]["__typename"] == "RestartSucceeded"
     assert third["__typename"] == "RateLimited"
