@@ -7,7 +7,7 @@ import pytest
 
 from unitgate.config import DEPRECATED_KEYS, ConfigError, Settings, load_settings
 from unitgate.services.systemd.allowlist import DEFAULT_ALLOWLIST
-from unitgate.services.systemd.systemctl import RestartVia
+from unitgate.services.systemd.route import RestartVia
 from unitgate.services.systemd.units import Scope
 
 
@@ -18,7 +18,7 @@ def test_defaults() -> None:
     options = settings.systemctl_options()
     assert options.scope is Scope.SYSTEM
     assert (options.status_timeout, options.action_timeout) == (5.0, 30.0)
-    assert options.restart_via is RestartVia.AUTO
+    assert settings.route() is RestartVia.AUTO
 
 
 def test_file_then_command_line(tmp_config: Callable[[str], Path]) -> None:

@@ -30,6 +30,7 @@ from unitgate.services.policy.guard import ActionGuard
 from unitgate.services.policy.tokens import Authenticator
 from unitgate.services.systemd.bus import SystemdSignals, bus_address
 from unitgate.services.systemd.journal import Journal
+from unitgate.services.systemd.route import ProcessFacts, choose_route, read_facts
 from unitgate.services.systemd.runner import ProcessRunner
 from unitgate.services.systemd.systemctl import Systemctl, systemctl_environment
 from unitgate.services.systemd.units import Scope
@@ -42,14 +43,19 @@ from unitgate.view.ws_shortcut import WebSocketShortcut
 log = logging.getLogger(__name__)
 
 
-def build_control(settings: Settings, environ: Mapping[str, str] | None = None) -> ServiceControl:
+def build_control(
+    settings: Settings, environ: Mapping[str, str] | None = None, facts: ProcessFacts | None = None
+) -> ServiceControl:
     """The composition root of the services layer: every collaborator is made here, from
-    settings; `environ` is where the user manager is found."""
+    settings; `environ` is where the user manager is found, `facts` what this process may do
+    (RouteUnusable when no restart route can work in it)."""
     scope = Scope(settings.scope)
     environ = os.environ if environ is None else environ
+    facts = read_facts(settings.sudo_path) if facts is None else facts
+    route = choose_route(settings.route(), scope, facts)
     allowlist = settings.build_allowlist()
     runner = ProcessRunner(systemctl_environment(scope, environ))
-    systemctl = Systemctl(allowlist, runner, settings.systemctl_options())
+    systemctl = Systemctl(allowlist, runner, settings.systemctl_options(), route)
     journal = Journal(allowlist, runner, settings.journal_options())
     reads = StatusReads(systemctl)
     guard = ActionGuard(settings.action_rate_limit())

@@ -14,7 +14,8 @@ from unitgate.services.live.watcher import WatcherTimings
 from unitgate.services.policy.guard import RateLimit
 from unitgate.services.systemd.allowlist import DEFAULT_ALLOWLIST, Allowlist, unit_name_problem
 from unitgate.services.systemd.journal import JournalOptions
-from unitgate.services.systemd.systemctl import RestartVia, SystemctlOptions
+from unitgate.services.systemd.route import RestartVia
+from unitgate.services.systemd.systemctl import SystemctlOptions
 from unitgate.services.systemd.units import Scope
 
 Seconds = Annotated[float, Field(gt=0, le=86_400)]
@@ -146,6 +147,10 @@ class Settings(BaseModel):
     def action_rate_limit(self) -> RateLimit:
         return RateLimit(count=self.action_limit, window_seconds=self.action_window)
 
+    def route(self) -> RestartVia:
+        """The configured restart_via; route.choose_route checks it against the process."""
+        return RestartVia(self.restart_via)
+
     def systemctl_options(self) -> SystemctlOptions:
         return SystemctlOptions(
             scope=Scope(self.scope),
@@ -153,7 +158,6 @@ class Settings(BaseModel):
             sudo_path=self.sudo_path,
             status_timeout=self.status_timeout,
             action_timeout=self.action_timeout,
-            restart_via=RestartVia(self.restart_via),
         )
 
 

@@ -26,6 +26,7 @@ class BrokenControl:
     async def get(self, name: str) -> UnitStatus:
         return UnitStatus(
             name=name,
+            unit_id=f"{name}.service",
             description="MariaDB",
             load_state="loaded",
             active_state="active",

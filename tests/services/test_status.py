@@ -8,6 +8,8 @@ import pytest
 from unitgate.services.systemd.status import (
     ClockReading,
     ShowOutputError,
+    count_states,
+    distinct_units,
     parse_memory,
     parse_show_output,
     parse_timestamp,
@@ -84,6 +86,30 @@ def test_blocks_are_matched_by_position_not_id() -> None:
     text = "Id=mariadb.service\nLoadState=loaded\nActiveState=active\nSubState=running\n"
     (status,) = parse_show_output(text, ["mysql"], CLOCK)
     assert status.name == "mysql"
+    assert status.unit_id == "mariadb.service"
+    assert status.is_alias
+
+
+def test_each_unit_is_listed_once_under_its_own_name() -> None:
+    text = "\n\n".join(
+        f"Id={unit_id}\nLoadState={load}\nActiveState=active\nSubState=running"
+        for unit_id, load in (
+            ("mariadb.service", "loaded"),  # asked as mariadb
+            ("mariadb.service", "loaded"),  # asked as mysql: Debian's alias
+            ("nginx.service", "loaded"),
+            ("redis-server.service", "not-found"),
+            ("php8.2-fpm.service", "not-found"),
+        )
+    )
+    names = ["mariadb", "mysql", "nginx", "redis-server", "php8.2-fpm"]
+    statuses = parse_show_output(text, names, CLOCK)
+    assert [s.name for s in distinct_units(statuses)] == ["mariadb", "nginx", "redis-server", "php8.2-fpm"]
+    # Asked in the other order, the unit's own name still wins over its alias.
+    swapped = [statuses[1], statuses[0], statuses[2]]
+    assert [s.name for s in distinct_units(swapped)] == ["mariadb", "nginx"]
+    # Only the alias allowlisted: it stands for the unit.
+    assert [s.name for s in distinct_units([statuses[1]])] == ["mysql"]
+    assert count_states(distinct_units(statuses[:3])).total == 2
 
 
 def test_block_count_must_match() -> None:

@@ -21,8 +21,9 @@ from unitgate.services.errors import (
     SystemdUnavailable,
 )
 from unitgate.services.policy.control import ServiceControl
+from unitgate.services.systemd.route import RestartVia
 from unitgate.services.systemd.runner import ProcessRunner
-from unitgate.services.systemd.systemctl import RestartVia, Systemctl, SystemctlOptions
+from unitgate.services.systemd.systemctl import Systemctl, SystemctlOptions
 from unitgate.services.systemd.units import Scope, UnitVerb
 
 MakeControl = Callable[..., ServiceControl]
@@ -179,14 +180,6 @@ async def test_health_names_the_manager(control: ServiceControl) -> None:
     assert health.detail.startswith("systemd 2")
 
 
-def test_sudo_prefix_is_the_default_for_system_scope_when_not_root() -> None:
-    options = SystemctlOptions(scope=Scope.SYSTEM)
-    assert options.resolved_restart_via(euid=1000) is RestartVia.SUDO
-    assert options.resolved_restart_via(euid=0) is RestartVia.DIRECT
-    assert SystemctlOptions(scope=Scope.USER).resolved_restart_via(euid=1000) is RestartVia.DIRECT
-    assert SystemctlOptions(restart_via=RestartVia.POLKIT).resolved_restart_via(1000) is RestartVia.POLKIT
-
-
 class RecordingRunner(ProcessRunner):
     """Records argv and runs the real command, so the sudo line can be checked without sudo."""
 
@@ -202,8 +195,7 @@ class RecordingRunner(ProcessRunner):
 async def test_sudo_restart_runs_exactly_the_sudoers_command_line(make_control: MakeControl) -> None:
     control = make_control()
     runner = RecordingRunner()
-    options = SystemctlOptions(scope=Scope.USER, restart_via=RestartVia.SUDO)
-    wrapper = Systemctl(control.allowlist, runner, options)
+    wrapper = Systemctl(control.allowlist, runner, SystemctlOptions(scope=Scope.USER), RestartVia.SUDO)
     with pytest.raises(SystemdUnavailable):  # the recorded `show` reaches no manager: no env given
         await wrapper.act(UnitVerb.RESTART, HEALTHY)
     assert runner.argvs[0] == [
@@ -219,7 +211,7 @@ async def test_sudo_restart_runs_exactly_the_sudoers_command_line(make_control: 
 async def test_polkit_restart_runs_systemctl_without_sudo_or_prompt(make_control: MakeControl) -> None:
     control = make_control()
     runner = RecordingRunner()
-    options = SystemctlOptions(scope=Scope.SYSTEM, restart_via=RestartVia.POLKIT)
+    options = SystemctlOptions(scope=Scope.SYSTEM)
     with pytest.raises(SystemdUnavailable):
-        await Systemctl(control.allowlist, runner, options).act(UnitVerb.RESTART, HEALTHY)
+        await Systemctl(control.allowlist, runner, options, RestartVia.POLKIT).act(UnitVerb.RESTART, HEALTHY)
     assert runner.argvs[0] == ["/usr/bin/systemctl", "--no-ask-password", "restart", "nginx.service"]

@@ -16,9 +16,12 @@ pytestmark = pytest.mark.timeout(10)
 HOUR = 3600.0
 
 
-def unit(name: str, pid: int | None = 10, state: str = "active", memory: int | None = 1000) -> UnitStatus:
+def unit(
+    name: str, pid: int | None = 10, state: str = "active", memory: int | None = 1000, unit_id: str = ""
+) -> UnitStatus:
     return UnitStatus(
         name=name,
+        unit_id=unit_id or f"{name}.service",
         description=name,
         load_state="not-found" if state == "absent" else "loaded",
         active_state="inactive" if state == "absent" else state,
@@ -227,3 +230,18 @@ def test_memory_only_change_is_sent_on_a_memory_refresh() -> None:
     assert _worth_sending(before, dataclasses.replace(before, main_pid=5), False, memory=False)
     assert not _worth_sending(None, before, follow_new=False, memory=False)
     assert _worth_sending(None, before, follow_new=True, memory=False)
+
+
+async def test_an_alias_is_followed_once_under_the_units_own_name() -> None:
+    mariadb = unit("mariadb")
+    mysql = unit("mysql", unit_id="mariadb.service")
+    systemd = FakeSystemd(mariadb, mysql, unit("nginx"))
+    signals = FakeSignals()
+    w = watcher(systemd, signals)
+    events = w.changes(None)
+    assert await take(events, 2) == [mariadb, unit("nginx")]
+    systemd.set(dataclasses.replace(mariadb, main_pid=77))
+    systemd.set(dataclasses.replace(mysql, main_pid=77))
+    signals.emit("mariadb")
+    assert await anext(events) == dataclasses.replace(mariadb, main_pid=77)  # and not mysql too
+    await events.aclose()

@@ -14,6 +14,12 @@ from unitgate.services.systemd.status import UnitStatus
 @strawberry.type(description="The state of one allowlisted systemd service.")
 class ServiceStatus:
     name: str = strawberry.field(description="The allowlisted name, without '.service'.")
+    unit: str = strawberry.field(
+        description=(
+            "The systemd unit the name resolves to (systemd's Id): `mysql` answers for "
+            "`mariadb.service` where mysql.service is an alias of it."
+        )
+    )
     active: bool = strawberry.field(description="True when activeState is active or reloading.")
     active_state: str = strawberry.field(description="systemd's ActiveState, e.g. active, failed.")
     sub_state: str = strawberry.field(description="systemd's SubState, e.g. running, dead.")
@@ -46,6 +52,7 @@ class ServiceStatus:
     def from_unit(cls, status: UnitStatus) -> ServiceStatus:
         return cls(
             name=status.name,
+            unit=status.unit_id,
             active=status.active,
             active_state=status.active_state,
             sub_state=status.sub_state,

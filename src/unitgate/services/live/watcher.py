@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from unitgate.services.errors import ServiceNotFound, SystemdUnavailable, UnitgateError
-from unitgate.services.systemd.status import UnitStatus
+from unitgate.services.systemd.status import UnitStatus, distinct_units
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,8 @@ class StatusWatcher:
                 return
             follow_new = names is None
             if names is None:
-                names = [name for name, status in sorted(snapshot.statuses.items()) if status.installed]
+                installed = [status for _, status in sorted(snapshot.statuses.items()) if status.installed]
+                names = [status.name for status in distinct_units(installed)]
             for name in names:
                 if not snapshot.statuses[name].installed:
                     yield ServiceNotFound(name)
@@ -148,7 +149,10 @@ class StatusWatcher:
                 if snapshot.error is not None:
                     yield snapshot.error
                     continue
+                units = {status.unit_id for status in sent.values()}
                 for name, status in sorted(snapshot.statuses.items()):
+                    if name not in sent and status.unit_id in units:
+                        continue  # another name of a unit this subscriber already follows
                     if _worth_sending(sent.get(name), status, follow_new, snapshot.memory_refresh):
                         sent[name] = status
                         yield status

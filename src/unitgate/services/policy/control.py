@@ -22,7 +22,7 @@ from unitgate.services.policy.guard import ActionGuard
 from unitgate.services.systemd.allowlist import Allowlist
 from unitgate.services.systemd.journal import Journal
 from unitgate.services.systemd.logs import LogEntry, check_cursor
-from unitgate.services.systemd.status import StateCounts, UnitStatus, count_states
+from unitgate.services.systemd.status import StateCounts, UnitStatus, count_states, distinct_units
 from unitgate.services.systemd.systemctl import Systemctl
 from unitgate.services.systemd.units import UnitVerb
 
@@ -70,7 +70,9 @@ class ServiceControl:
         return await self.reads.statuses(names)
 
     async def list_installed(self) -> list[UnitStatus]:
-        return [status for status in await self.reads.read_all() if status.installed]
+        """Every installed allowlisted unit once: an allowlisted alias of another allowlisted
+        name (mysql of mariadb) is left out here, and still answers by its own name."""
+        return distinct_units([status for status in await self.reads.read_all() if status.installed])
 
     @staticmethod
     def counts(statuses: Sequence[UnitStatus]) -> StateCounts:

@@ -6,6 +6,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from unitgate.services.systemd.units import unit_for
+
 # Asked of systemctl in one `show` call; the parser reads nothing else.
 SHOW_PROPERTIES: tuple[str, ...] = (
     "Id",
@@ -38,6 +40,8 @@ class ClockReading:
 @dataclass(frozen=True, slots=True)
 class UnitStatus:
     name: str
+    # systemd's Id: the unit the name resolves to. An alias (mysql.service) reports its target's.
+    unit_id: str
     description: str
     load_state: str
     active_state: str
@@ -52,6 +56,11 @@ class UnitStatus:
     @property
     def installed(self) -> bool:
         return self.load_state != "not-found"
+
+    @property
+    def is_alias(self) -> bool:
+        """Whether the name is another name of a unit (Debian's mysql.service is mariadb's)."""
+        return self.installed and self.unit_id != unit_for(self.name)
 
     @property
     def active(self) -> bool:
@@ -78,6 +87,18 @@ class StateCounts:
     failed: int
     inactive: int
     activating: int
+
+
+def distinct_units(statuses: Sequence[UnitStatus]) -> list[UnitStatus]:
+    """One status per systemd unit, in the order given: where several allowlisted names are one
+    unit (an alias and its target), the name that is the unit's own wins, else the first."""
+    chosen: dict[str, UnitStatus] = {}
+    for status in statuses:
+        kept = chosen.get(status.unit_id)
+        if kept is None or (kept.is_alias and not status.is_alias):
+            chosen[status.unit_id] = status
+    keep = {id(status) for status in chosen.values()}
+    return [status for status in statuses if id(status) in keep]
 
 
 def count_states(statuses: Sequence[UnitStatus]) -> StateCounts:
@@ -135,6 +156,7 @@ def _status_from_block(name: str, props: Mapping[str, str], clock: ClockReading)
     main_pid = _optional_int(props.get("MainPID"))
     return UnitStatus(
         name=name,
+        unit_id=props.get("Id") or unit_for(name),
         description=props.get("Description") or name,
         load_state=load_state,
         active_state=active_state,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -16,6 +15,7 @@ from unitgate.services.errors import (
     SystemdUnavailable,
 )
 from unitgate.services.systemd.allowlist import Allowlist
+from unitgate.services.systemd.route import RestartVia
 from unitgate.services.systemd.runner import CompletedCommand, ProcessRunner, service_errors
 from unitgate.services.systemd.status import (
     SHOW_PROPERTIES,
@@ -34,15 +34,6 @@ _FAILURES: dict[UnitVerb, type[ActionFailed]] = {
 }
 
 
-class RestartVia(enum.StrEnum):
-    """How a restart gets its privilege; `auto` means sudo for system scope when not root."""
-
-    AUTO = "auto"
-    DIRECT = "direct"
-    SUDO = "sudo"
-    POLKIT = "polkit"
-
-
 @dataclass(frozen=True, slots=True)
 class SystemctlOptions:
     scope: Scope = Scope.SYSTEM
@@ -50,14 +41,6 @@ class SystemctlOptions:
     sudo_path: str = "/usr/bin/sudo"
     status_timeout: float = 5.0
     action_timeout: float = 30.0
-    restart_via: RestartVia = RestartVia.AUTO
-
-    def resolved_restart_via(self, euid: int) -> RestartVia:
-        if self.restart_via is not RestartVia.AUTO:
-            return self.restart_via
-        if self.scope is Scope.SYSTEM and euid != 0:
-            return RestartVia.SUDO
-        return RestartVia.DIRECT
 
 
 def systemctl_environment(scope: Scope, inherited: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -88,11 +71,13 @@ class Systemctl:
         allowlist: Allowlist,
         runner: ProcessRunner,
         options: SystemctlOptions,
+        route: RestartVia = RestartVia.DIRECT,
     ) -> None:
+        """`route` is how actions get their privilege: route.choose_route decides it."""
         self.allowlist = allowlist
         self.options = options
         self._runner = runner
-        self._restart_via = options.resolved_restart_via(os.geteuid())
+        self._restart_via = route
 
     @property
     def restart_via(self) -> RestartVia:
