@@ -32,15 +32,15 @@ demo: $(STAMP) system-deps
 
 # ruff, the format check and mypy (over src, tests and bench).
 check: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench e2e conftest.py setup.py
+	$(BIN)/ruff format --check src tests bench e2e conftest.py setup.py
 	$(BIN)/mypy
 
 lint: check
 
 fmt: $(STAMP)
-	$(BIN)/ruff check --fix src tests bench
-	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench e2e conftest.py setup.py
+	$(BIN)/ruff format src tests bench e2e conftest.py setup.py
 
 # The inner loop: every test that needs no systemd, browser, node or long run (marks set by
 # tests/conftest.py from the fixtures each test uses).

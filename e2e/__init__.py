@@ -1,0 +1,1 @@
+"""unitgate deployed as an admin deploys it, on a real systemd as PID 1 (see container.py)."""

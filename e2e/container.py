@@ -32,8 +32,10 @@ def children_of(pid: int) -> list[int]:
 
 
 class SystemContainer:
-    def __init__(self, name: str | None = None) -> None:
+    def __init__(self, name: str | None = None, bind_ro: dict[str, str] | None = None) -> None:
+        """`bind_ro` maps host folders to where the container sees them, read-only."""
         self.name = name or f"unitgate-e2e-{uuid.uuid4().hex[:8]}"
+        self.bind_ro = dict(bind_ro or {})
         self.root = Path(tempfile.mkdtemp(prefix="unitgate-e2e-root-"))
         self.log_path = Path(tempfile.mkstemp(prefix="unitgate-e2e-", suffix=".log")[1])
         self._nspawn: subprocess.Popen[bytes] | None = None
@@ -64,6 +66,7 @@ class SystemContainer:
                     f"--machine={self.name}",
                     f"--uuid={uuid.uuid4()}",
                     "--console=passive",
+                    *(f"--bind-ro={host}:{inside}" for host, inside in self.bind_ro.items()),
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -83,8 +86,10 @@ class SystemContainer:
         while state not in ("running", "degraded"):
             if self._nspawn.poll() is not None or time.monotonic() > deadline:
                 raise ContainerError(f"the container did not boot (state {state!r}):\n{self.log_tail()}")
-            result = self.run("systemctl", "is-system-running", "--wait", check=False, timeout=max(1, deadline - time.monotonic()))
-            state = result.stdout.strip()
+            remaining = max(1.0, deadline - time.monotonic())
+            state = self.run(
+                "systemctl", "is-system-running", "--wait", check=False, timeout=remaining
+            ).stdout.strip()
 
     def run(
         self,
@@ -100,7 +105,8 @@ class SystemContainer:
         command = ["nsenter", "-t", str(self.pid1), "-a"]
         if user is not None:
             command += ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", "--"]
-        command += ["env", "-i", f"PATH={PATH}", "LANG=C.UTF-8", *(f"{k}={v}" for k, v in (env or {}).items()), *argv]
+        environment = [f"PATH={PATH}", "LANG=C.UTF-8", *(f"{k}={v}" for k, v in (env or {}).items())]
+        command += ["env", "-i", *environment, *argv]
         result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, input=input)
         if check and result.returncode != 0:
             raise ContainerError(
@@ -136,5 +142,7 @@ class SystemContainer:
         self.start()
         return self
 
-    def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()

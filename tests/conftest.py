@@ -1,6 +1,5 @@
 """Fixtures that start real things: one private systemd user manager and one unitgate server per
-session; and the marks each test gets from the fixtures it uses, so `make test-fast` knows what
-needs no systemd, browser or node without anybody having to remember."""
+session, and what tests need from the machine (systemd, Chromium, node)."""
 
 from __future__ import annotations
 
@@ -19,22 +18,6 @@ from tests.units import STARTED, UNITS
 from unitgate.app import build_control, create_app
 from unitgate.sandbox import SYSTEMD, UserManagerSandbox
 from unitgate.services.policy.control import ServiceControl
-
-# What a test needs, read off every fixture it uses, directly or through other fixtures.
-FIXTURE_MARKS: dict[str, str] = {
-    "own_systemd": "systemd",  # boots a systemd manager (the sandbox, the demo, the benchmark)
-    "chromium": "browser",
-    "node": "node",
-    "quick_benchmark": "slow",
-}
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        names = getattr(item, "fixturenames", ())
-        for fixture, mark in FIXTURE_MARKS.items():
-            if fixture in names:
-                item.add_marker(mark)
 
 
 @pytest.fixture(scope="session")

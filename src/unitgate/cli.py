@@ -1,4 +1,4 @@
-"""The `unitgate` command line: serve, demo, schema, token, sudoers and polkit-rule."""
+"""The `unitgate` command line: what each command does (cli_parser.py has their words)."""
 
 from __future__ import annotations
 
@@ -8,91 +8,17 @@ import ipaddress
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from types import FrameType
 
-from unitgate import __version__
+from unitgate.cli_parser import build_parser
 
 
 class UsageError(Exception):
     """A refusal the user can fix; printed without a traceback, exit status 2."""
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="unitgate",
-        description="A GraphQL API for a dashboard to watch and restart allowlisted systemd services.",
-    )
-    parser.add_argument("--version", action="version", version=f"unitgate {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    serve = commands.add_parser("serve", help="serve the API", description="Serve the GraphQL API.")
-    _config_option(serve)
-    serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port to bind (default 8000)")
-    serve.add_argument(
-        "--scope", choices=["system", "user"], help="systemd manager to talk to (default system)"
-    )
-    serve.add_argument(
-        "--insecure-no-auth",
-        action="store_true",
-        default=None,
-        help="serve without tokens, everyone an operator; refused unless the host is a loopback address",
-    )
-
-    demo = commands.add_parser(
-        "demo",
-        help="run against a private systemd with demo services",
-        description=(
-            "Boot a private systemd user manager with a few demo services and serve unitgate "
-            "against it on 127.0.0.1, without authentication. Ctrl-C stops everything."
-        ),
-    )
-    demo.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
-
-    commands.add_parser("schema", help="print the GraphQL schema (SDL)")
-    assets = commands.add_parser(
-        "graphiql-assets",
-        help="fetch GraphiQL's files so the page works without a CDN",
-        description=(
-            "Fetch, with npm, the exact files strawberry's GraphiQL page names, check each against the "
-            "page's integrity hash, and keep them where unitgate serves them from."
-        ),
-    )
-    assets.add_argument("--dir", type=Path, help="where to put them (default: inside the installed package)")
-
-    token = commands.add_parser("token", help="manage API tokens")
-    token_commands = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
-    new = token_commands.add_parser(
-        "new",
-        help="make a new token",
-        description=(
-            "Print a new random token alone on the first line, then the [[tokens]] entry to paste "
-            "into the config file. The config keeps only the token's SHA-256."
-        ),
-    )
-    new.add_argument("--name", required=True, help="a name for the token, shown in the audit log")
-    new.add_argument("--role", required=True, choices=["viewer", "operator"], help="what it may do")
-
-    for name, what in (("sudoers", "a sudoers drop-in"), ("polkit-rule", "a polkit rule")):
-        generator = commands.add_parser(
-            name,
-            help=f"print {what} allowing exactly the allowlisted restarts",
-            description=f"Print {what} that lets USER restart the allowlisted units and nothing else.",
-        )
-        _config_option(generator)
-        generator.add_argument(
-            "--user", default="unitgate", help="the user unitgate runs as (default unitgate)"
-        )
-    return parser
-
-
-def _config_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, metavar="FILE", help="TOML configuration file")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     from unitgate.config import ConfigError
 
     try:
@@ -236,6 +162,38 @@ def _privilege(args: argparse.Namespace) -> int:
     return 0
 
 
+def _setup(args: argparse.Namespace) -> int:
+    from unitgate import doctor
+    from unitgate.config import load_settings
+    from unitgate.install import Layout, Request, SetupError, setup
+
+    layout = Layout()
+    request = Request(
+        restart_via=args.restart_via, host=args.host, port=args.port, dry_run=args.dry_run, user=args.user
+    )
+    try:
+        report = setup(request, layout, emit_token=lambda token: print(token, flush=True))
+    except SetupError as error:
+        raise UsageError(str(error)) from None
+    for line in report.lines:
+        print(line)
+    if args.dry_run:
+        return 0
+    print("doctor:")
+    return doctor.run(load_settings(layout.config), layout.config, args.user)
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from unitgate import doctor
+    from unitgate.config import load_settings
+    from unitgate.install import Layout
+
+    config = args.config
+    if config is None and Layout().config.exists():
+        config = Layout().config
+    return doctor.run(load_settings(config), config, args.user)
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "serve": _serve,
     "demo": _demo,
@@ -244,6 +202,8 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "token": _token,
     "sudoers": _privilege,
     "polkit-rule": _privilege,
+    "setup": _setup,
+    "doctor": _doctor,
 }
 
 

@@ -1,0 +1,120 @@
+"""The `unitgate` command line's words: every command, option and help text."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from unitgate import __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="unitgate",
+        description="A GraphQL API for a dashboard to watch and restart allowlisted systemd services.",
+    )
+    parser.add_argument("--version", action="version", version=f"unitgate {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="serve the API", description="Serve the GraphQL API.")
+    _config_option(serve)
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to bind (default 8000)")
+    serve.add_argument(
+        "--scope", choices=["system", "user"], help="systemd manager to talk to (default system)"
+    )
+    serve.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        default=None,
+        help="serve without tokens, everyone an operator; refused unless the host is a loopback address",
+    )
+
+    demo = commands.add_parser(
+        "demo",
+        help="run against a private systemd with demo services",
+        description=(
+            "Boot a private systemd user manager with a few demo services and serve unitgate "
+            "against it on 127.0.0.1, without authentication. Ctrl-C stops everything."
+        ),
+    )
+    demo.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
+
+    commands.add_parser("schema", help="print the GraphQL schema (SDL)")
+    assets = commands.add_parser(
+        "graphiql-assets",
+        help="fetch GraphiQL's files so the page works without a CDN",
+        description=(
+            "Fetch, with npm, the exact files strawberry's GraphiQL page names, check each against the "
+            "page's integrity hash, and keep them where unitgate serves them from."
+        ),
+    )
+    assets.add_argument("--dir", type=Path, help="where to put them (default: inside the installed package)")
+
+    token = commands.add_parser("token", help="manage API tokens")
+    token_commands = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    new = token_commands.add_parser(
+        "new",
+        help="make a new token",
+        description=(
+            "Print a new random token alone on the first line, then the [[tokens]] entry to paste "
+            "into the config file. The config keeps only the token's SHA-256."
+        ),
+    )
+    new.add_argument("--name", required=True, help="a name for the token, shown in the audit log")
+    new.add_argument("--role", required=True, choices=["viewer", "operator"], help="what it may do")
+
+    setup = commands.add_parser(
+        "setup",
+        help="install unitgate as a hardened system service (as root)",
+        description=(
+            "As root: create the unitgate user, write /etc/unitgate/unitgate.toml with a fresh operator "
+            "token (printed once, alone on the first line; a config that exists keeps its tokens), install "
+            "the polkit rule or the sudoers drop-in, the unit (and its sudo drop-in), put `unitgate` on "
+            "PATH, enable and start the service, then run `unitgate doctor`. A second run changes nothing."
+        ),
+    )
+    setup.add_argument(
+        "--restart-via",
+        choices=["polkit", "sudo"],
+        help="how restarts get their privilege (default: the config's, polkit for a new one)",
+    )
+    setup.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    setup.add_argument("--port", type=int, help="port to bind (default 8000)")
+    setup.add_argument("--dry-run", action="store_true", help="say what would change, change nothing")
+    setup.add_argument("--user", default="unitgate", help="the user unitgate runs as (default unitgate)")
+
+    doctor = commands.add_parser(
+        "doctor",
+        help="check what would fail on this server, with the fix",
+        description=(
+            "Check, one line each, what unitgate needs: the config file, the systemd manager over D-Bus, "
+            "the journal, the restart route (NoNewPrivileges, the sudoers drop-in or the polkit rule), "
+            "the allowlisted units and their aliases, GraphiQL's files. Run it as root or as the service "
+            "user. Exit status 1 when something would fail."
+        ),
+    )
+    doctor.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        default=None,
+        help="TOML configuration file (default /etc/unitgate/unitgate.toml when it exists)",
+    )
+    doctor.add_argument("--user", default="unitgate", help="the user unitgate runs as (default unitgate)")
+
+    for name, what in (("sudoers", "a sudoers drop-in"), ("polkit-rule", "a polkit rule")):
+        generator = commands.add_parser(
+            name,
+            help=f"print {what} allowing exactly the allowlisted restarts",
+            description=f"Print {what} that lets USER restart the allowlisted units and nothing else.",
+        )
+        _config_option(generator)
+        generator.add_argument(
+            "--user", default="unitgate", help="the user unitgate runs as (default unitgate)"
+        )
+    return parser
+
+
+def _config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, metavar="FILE", help="TOML configuration file")
