@@ -170,10 +170,13 @@ def test_hardened_unit(tmp_path: Path) -> None:
     assert verify.returncode == 0
     assert verify.stdout + verify.stderr == ""
     security = subprocess.run(
-        ["systemd-analyze", "security", "--offline=true", "--threshold=20", str(testable)],
+        # The e2e suite measures the installed unit on PID 1 (2.1); offline it reads 2.2. Left out
+        # on purpose, for log following (see the unit): ProtectProc, ProcSubset,
+        # ProtectKernelTunables, ProtectControlGroups. Anything else lost would push it past 2.5.
+        ["systemd-analyze", "security", "--offline=true", "--threshold=25", str(testable)],
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert security.returncode == 0, security.stdout
-    assert "Overall exposure level for unitgate.service: 1." in security.stdout
+    assert "Overall exposure level for unitgate.service: 2." in security.stdout

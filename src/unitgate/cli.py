@@ -8,6 +8,7 @@ import ipaddress
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from types import FrameType
 
 from unitgate.cli_parser import build_parser
@@ -153,7 +154,7 @@ def _privilege(args: argparse.Namespace) -> int:
     from unitgate.config import load_settings
     from unitgate.privilege import render_polkit_rule, render_sudoers
 
-    settings = load_settings(args.config)
+    settings = load_settings(installed_config(args.config))
     allowlist = settings.build_allowlist()
     if args.command == "sudoers":
         print(render_sudoers(allowlist, args.user, settings.systemctl_path), end="")
@@ -186,12 +187,19 @@ def _setup(args: argparse.Namespace) -> int:
 def _doctor(args: argparse.Namespace) -> int:
     from unitgate import doctor
     from unitgate.config import load_settings
+
+    config = installed_config(args.config)
+    return doctor.run(load_settings(config), config, args.user)
+
+
+def installed_config(given: Path | None) -> Path | None:
+    """The config file named, else the one `unitgate setup` installs when it is there: the
+    generators and doctor must not quietly ignore the server's allowlist."""
     from unitgate.install import Layout
 
-    config = args.config
-    if config is None and Layout().config.exists():
-        config = Layout().config
-    return doctor.run(load_settings(config), config, args.user)
+    if given is None and Layout().config.exists():
+        return Layout().config
+    return given
 
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {

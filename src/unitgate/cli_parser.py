@@ -109,7 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
             help=f"print {what} allowing exactly the allowlisted restarts",
             description=f"Print {what} that lets USER restart the allowlisted units and nothing else.",
         )
-        _config_option(generator)
+        generator.add_argument(
+            "--config",
+            type=Path,
+            metavar="FILE",
+            help="TOML configuration file (default /etc/unitgate/unitgate.toml when it exists)",
+        )
         generator.add_argument(
             "--user", default="unitgate", help="the user unitgate runs as (default unitgate)"
         )

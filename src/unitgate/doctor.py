@@ -65,7 +65,8 @@ class Service:
     """What the running unitgate.service is, as root sees it (None where it cannot be known)."""
 
     main_pid: int | None
-    no_new_privileges: bool
+    no_new_privileges: bool  # the running process's, else what the unit gives a new one
+    unit_no_new_privileges: bool  # what the unit, as loaded now, gives a new process
     supplementary_groups: tuple[str, ...]
 
 
@@ -232,11 +233,11 @@ def read_service(runner_environ: Mapping[str, str]) -> Service | None:
     pid = int(props.get("MainPID") or 0) or None
     # The unit sets NoNewPrivileges=yes itself, and the sudo drop-in sets it to no and undoes
     # every option that would imply it: so the setting says what a started service will have.
-    nnp = props.get("NoNewPrivileges") == "yes"
+    unit_nnp = nnp = props.get("NoNewPrivileges") == "yes"
     if pid is not None:
         with contextlib.suppress(OSError):
             nnp = no_new_privileges(Path(f"/proc/{pid}/status").read_text(encoding="ascii", errors="replace"))
-    return Service(pid, nnp, tuple(props.get("SupplementaryGroups", "").split()))
+    return Service(pid, nnp, unit_nnp, tuple(props.get("SupplementaryGroups", "").split()))
 
 
 async def diagnose(
@@ -259,7 +260,16 @@ async def diagnose(
             )
         else:
             running = "running" if service.main_pid else "not running"
-            findings.append(ok("service", f"{SERVICE_UNIT} is installed and {running}"))
+            if service.no_new_privileges != service.unit_no_new_privileges:
+                findings.append(
+                    fail(
+                        "service",
+                        f"{SERVICE_UNIT} runs with an older version of its unit (NoNewPrivileges differs)",
+                        "systemctl restart unitgate",
+                    )
+                )
+            else:
+                findings.append(ok("service", f"{SERVICE_UNIT} is installed and {running}"))
             journal = journal_groups_finding(user, service)
             if journal is not None:
                 findings.append(journal)
