@@ -104,13 +104,14 @@ def system_container() -> Iterator[SystemContainer]:
     """A booted Debian with the web server's packages installed, running, and off their ports."""
     assert Path("/usr/bin/systemd-nspawn").exists(), "make test installs systemd-container"
     # Fetched once on the host (only its apt cache changes); the container installs from there.
-    subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "--download-only", "--no-install-recommends", *PACKAGES],
-        check=True,
-        capture_output=True,
-        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-        timeout=600,
-    )
+    download = ["apt-get", "install", "-y", "-qq", "--download-only", "--no-install-recommends", *PACKAGES]
+    apt_env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    if subprocess.run(download, capture_output=True, env=apt_env, timeout=600).returncode != 0:
+        # Package lists older than the mirror name files it no longer has: refresh, then again.
+        subprocess.run(
+            ["apt-get", "update", "-qq"], check=True, capture_output=True, env=apt_env, timeout=600
+        )
+        subprocess.run(download, check=True, capture_output=True, env=apt_env, timeout=600)
     with SystemContainer(bind_ro={str(ROOT): SOURCE}) as container:
         # The host's policy-rc.d keeps packages from starting during install: that is what lets
         # their ports move first. It goes afterwards, so the container behaves as a server does.

@@ -149,7 +149,11 @@ async def subscribe(ws: Any, protocol: str, query: str) -> AsyncIterator[dict[st
 async def test_kill_9_reaches_a_subscriber_through_system_bus_signals(
     deployed: Deployment, protocol: str
 ) -> None:
-    health = httpx.get(deployed.url.replace("/graphql", "/healthz"), timeout=10).json()
+    health = httpx.get(
+        deployed.url.replace("/graphql", "/healthz"),
+        timeout=10,
+        headers={"Authorization": f"Bearer {deployed.token}"},
+    ).json()
     ws = await connect(deployed, protocol)
     try:
         events = subscribe(
@@ -164,7 +168,11 @@ async def test_kill_9_reaches_a_subscriber_through_system_bus_signals(
             event = (await anext(events))["serviceStatusChanged"]
             if event["mainPid"] != first["mainPid"]:
                 break
-        watcher = httpx.get(deployed.url.replace("/graphql", "/healthz"), timeout=10).json()["watcher"]
+        watcher = httpx.get(
+            deployed.url.replace("/graphql", "/healthz"),
+            timeout=10,
+            headers={"Authorization": f"Bearer {deployed.token}"},
+        ).json()["watcher"]
         assert watcher == "events", watcher  # not polling: the system bus said when to look
     finally:
         await ws.close()

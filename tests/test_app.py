@@ -134,7 +134,12 @@ async def test_systemd_unavailable(make_control: Callable[..., ServiceControl], 
 
 async def test_healthz(server: RunningServer) -> None:
     async with httpx.AsyncClient() as client:
-        response = await client.get(server.url.replace("/graphql", "/healthz"))
+        anonymous = await client.get(server.url.replace("/graphql", "/healthz"))
+        wrong = await client.get(server.url.replace("/graphql", "/healthz"), headers=bearer("ugt_wrong"))
+        response = await client.get(server.url.replace("/graphql", "/healthz"), headers=bearer())
+    # Without a token: up or not, and nothing about the machine or who is subscribed.
+    assert (anonymous.status_code, anonymous.json()) == (200, {"status": "ok"})
+    assert wrong.json() == {"status": "ok"}
     assert response.status_code == 200
     body = response.json()
     assert body == {

@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, RedirectResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from unitgate import graphiql_assets
+from unitgate import graphiql_assets, log_hygiene
 from unitgate.config import Settings
 from unitgate.schema.limits import DocumentLimits
 from unitgate.schema.root import build_schema
@@ -34,6 +34,7 @@ from unitgate.services.systemd.route import ProcessFacts, choose_route, read_fac
 from unitgate.services.systemd.runner import ProcessRunner
 from unitgate.services.systemd.systemctl import Systemctl, systemctl_environment
 from unitgate.services.systemd.units import Scope
+from unitgate.view.auth import authenticate
 from unitgate.view.auth_gate import AuthGate
 from unitgate.view.body_limit import BodyLimit
 from unitgate.view.graphql import UnitgateGraphQL
@@ -89,6 +90,7 @@ def create_app(settings: Settings, control: ServiceControl | None = None) -> Sta
             max_depth=settings.max_query_depth,
             max_aliases=settings.max_aliases,
             max_tokens=settings.max_tokens,
+            max_fields=settings.max_query_fields,
         )
     )
     assets_dir = (
@@ -116,12 +118,14 @@ def create_app(settings: Settings, control: ServiceControl | None = None) -> Sta
 
     async def healthz(request: Request) -> JSONResponse:
         health = await control.health()
-        body = {
-            "status": "ok" if health.ok else "unavailable",
-            "detail": health.detail,
-            "watcher": health.watcher,
-            "watcherDetail": health.watcher_detail,
-        }
+        body: dict[str, str] = {"status": "ok" if health.ok else "unavailable"}
+        # The systemd version and whether anyone is subscribed are for callers with a token.
+        if authenticate(authenticator, request.headers.get("authorization"), None) is not None:
+            body |= {
+                "detail": health.detail,
+                "watcher": health.watcher,
+                "watcherDetail": health.watcher_detail,
+            }
         return JSONResponse(body, status_code=200 if health.ok else 503)
 
     async def root(request: Request) -> RedirectResponse:
@@ -132,6 +136,8 @@ def create_app(settings: Settings, control: ServiceControl | None = None) -> Sta
         # Everything loaded so far lives as long as the process: keep the collector from
         # walking it again and again (a full collection shows up in the latency tail).
         gc.freeze()
+        # After uvicorn has configured its loggers: strip query strings, rate-limit repeats.
+        log_hygiene.install()
         try:
             yield
         finally:
@@ -151,7 +157,12 @@ def create_app(settings: Settings, control: ServiceControl | None = None) -> Sta
         )
     app = Starlette(
         routes=[
-            Route("/graphql", AuthGate(BodyLimit(graphql, settings.max_body_bytes), authenticator)),
+            Route(
+                "/graphql",
+                AuthGate(
+                    BodyLimit(graphql, settings.max_body_bytes, settings.body_read_timeout), authenticator
+                ),
+            ),
             Route("/healthz", healthz, methods=["GET"]),
             Mount(
                 graphiql_assets.URL_PREFIX.rstrip("/"),

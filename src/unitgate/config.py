@@ -84,10 +84,12 @@ class Settings(BaseModel):
     max_query_depth: Limit = 10
     max_aliases: Limit = 30
     max_tokens: Limit = 2000
+    max_query_fields: Limit = Field(default=5000, description="fields once fragments are expanded")
     max_subscriptions_per_connection: Limit = 20
     max_websocket_connections: Limit = 2000
     connection_init_timeout: Seconds = 10.0
     max_body_bytes: Limit = Field(default=1 << 20, description="largest HTTP request body")
+    body_read_timeout: Seconds = Field(default=10.0, description="for a request body to arrive whole")
 
     @model_validator(mode="before")
     @classmethod

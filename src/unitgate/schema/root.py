@@ -7,17 +7,17 @@ from graphql import GraphQLError
 from strawberry.extensions import (
     AddValidationRules,
     MaskErrors,
-    MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
-    QueryDepthLimiter,
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
 
 from unitgate import resolvers
 from unitgate.schema import errors, results
-from unitgate.schema.limits import DocumentLimits, OneServiceActionPerDocument
+from unitgate.schema.error_log import log_errors
+from unitgate.schema.limits import DocumentLimits, OneServiceActionPerDocument, document_cost_rule
 from unitgate.schema.scalars import SCALAR_MAP
 
 
@@ -78,18 +78,22 @@ def _should_mask(error: GraphQLError) -> bool:
     return original is not None and not isinstance(original, GraphQLError)
 
 
+class UnitgateSchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        log_errors(errors, execution_context)
+
+
 def build_schema(limits: DocumentLimits | None = None) -> strawberry.Schema:
     limits = limits or DocumentLimits()
-    # The limiters' rule classes are made once, so that a dashboard's repeated document hits the
-    # validation cache (keyed by document and rules) instead of being validated every time.
-    # strawberry's depth limit skips introspection; graphql-core's MaxIntrospectionDepthRule,
-    # one of the standard rules, bounds that.
-    rules = [
-        *QueryDepthLimiter(max_depth=limits.max_depth).validation_rules,
-        *MaxAliasesLimiter(max_alias_count=limits.max_aliases).validation_rules,
-        OneServiceActionPerDocument,
-    ]
-    return strawberry.Schema(
+    # The rule classes are made once, so that a dashboard's repeated document hits the validation
+    # cache (keyed by document and rules) instead of being validated every time. They replace
+    # strawberry's depth and alias limiters, which expand every fragment spread anew: a document
+    # of fragments that each spread the next one twice took them seconds per extra 100 bytes.
+    # Introspection nesting is bounded by graphql-core's MaxIntrospectionDepthRule (a standard one).
+    rules = [document_cost_rule(limits), OneServiceActionPerDocument]
+    return UnitgateSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,

@@ -1,29 +1,47 @@
-"""ASGI: answer 413 to an HTTP body larger than the limit, before anyone holds it all in memory."""
+"""ASGI: a POST body is read whole, up to a size (413) and within a time (408), before the app."""
 
 from __future__ import annotations
+
+import asyncio
 
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class BodyLimit:
-    """Reads the whole body up to `max_body_bytes` and replays it to the app, or answers 413 as
-    soon as it grows past the limit."""
+    """Reads a POST body up to `max_body_bytes` within `timeout` seconds and replays it to the app,
+    or answers 413 as soon as it grows past the limit, 408 when it comes too slowly. Other methods
+    carry no body GraphQL reads (a GET is its query string): theirs is never read."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int = 1 << 20) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int = 1 << 20, timeout: float = 10.0) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        body = await read_body(receive, self.max_body_bytes)
+        try:
+            async with asyncio.timeout(self.timeout):
+                body = await read_body(receive, self.max_body_bytes)
+        except TimeoutError:
+            message = f"the request body did not arrive within {self.timeout:g} s"
+            await _error(408, message)(scope, receive, send)
+            return
         if body is None:
-            message = f"the request body is larger than {self.max_body_bytes} bytes"
-            await JSONResponse({"errors": [{"message": message}]}, status_code=413)(scope, receive, send)
+            await _error(413, f"the request body is larger than {self.max_body_bytes} bytes")(
+                scope, receive, send
+            )
             return
         await self.app(scope, replay(body), send)
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    # Connection: close, so that the rest of a body nobody will read is not waited for.
+    return JSONResponse(
+        {"errors": [{"message": message}]}, status_code=status, headers={"Connection": "close"}
+    )
 
 
 async def read_body(receive: Receive, limit: int) -> bytes | None:

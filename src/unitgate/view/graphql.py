@@ -20,11 +20,12 @@ from unitgate.services.policy.tokens import Authenticator
 from unitgate.view.auth import UNAUTHENTICATED, authenticate, authorization_param, client_address
 from unitgate.view.json_guard import decode_guarded
 from unitgate.view.media import GRAPHQL_RESPONSE_JSON, is_request_error, negotiate_media_type
-from unitgate.view.ws_init_timeout import GraphQLWSHandlerWithInitTimeout
+from unitgate.view.ws_protocols import GraphQLTransportWSHandler, GraphQLWSHandler
 
 
 class UnitgateGraphQL(GraphQL[Context, None]):
-    graphql_ws_handler_class = GraphQLWSHandlerWithInitTimeout
+    graphql_transport_ws_handler_class = GraphQLTransportWSHandler
+    graphql_ws_handler_class = GraphQLWSHandler
 
     def __init__(
         self,

@@ -1,0 +1,88 @@
+"""Both websocket protocols, hardened: every message's shape is checked before strawberry's
+handlers index into it (a malformed one closes the socket with 4400, no traceback), and the legacy
+protocol gets the connection_init timeout strawberry gives only the new one."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from typing import Any
+
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+
+from unitgate.resolvers import Context
+
+INVALID = 4400
+
+# The message types whose fields each protocol's handler reads, and the operation they carry.
+_TRANSPORT_WITH_ID = frozenset({"subscribe", "complete"})
+_LEGACY_WITH_ID = frozenset({"start", "stop"})
+
+
+def _optional(payload: Mapping[str, Any], key: str, kind: type | tuple[type, ...]) -> bool:
+    return payload.get(key) is None or isinstance(payload[key], kind)
+
+
+def operation_problem(payload: object) -> str | None:
+    """Why a subscribe/start payload cannot be run, or None."""
+    if not isinstance(payload, dict):
+        return "payload must be an object"
+    if not isinstance(payload.get("query"), str):
+        return "payload.query must be a string"
+    if not _optional(payload, "variables", dict) or not _optional(payload, "extensions", dict):
+        return "payload.variables and payload.extensions must be objects"
+    if not _optional(payload, "operationName", str):
+        return "payload.operationName must be a string"
+    return None
+
+
+def message_problem(message: object, *, legacy: bool) -> str | None:
+    """Why a message of graphql-transport-ws (or, `legacy`, graphql-ws) is malformed, or None."""
+    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+        return "a message must be an object with a string type"
+    kind = message["type"]
+    if kind in (_LEGACY_WITH_ID if legacy else _TRANSPORT_WITH_ID):
+        operation_id = message.get("id")
+        if not isinstance(operation_id, str) or not operation_id or len(operation_id) > 256:
+            return f"a {kind} message needs an id: a string of 1 to 256 characters"
+        if kind in ("subscribe", "start"):
+            return operation_problem(message.get("payload"))
+    if kind in ("connection_init", "ping", "pong") and not _optional(message, "payload", dict):
+        return f"a {kind} payload must be an object"
+    return None
+
+
+class GraphQLTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    async def handle_message(self, message: Any) -> None:
+        problem = message_problem(message, legacy=False)
+        if problem is not None:
+            await self.handle_invalid_message(problem)
+            return
+        await super().handle_message(message)
+
+
+class GraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
+    async def handle_message(self, message: Any) -> None:
+        problem = message_problem(message, legacy=True)
+        if problem is not None:
+            with contextlib.suppress(Exception):
+                await self.websocket.close(code=INVALID, reason=problem)
+            return
+        await super().handle_message(message)
+
+    async def handle(self) -> None:
+        timer = asyncio.create_task(self._close_unless_initialised())
+        try:
+            await super().handle()
+        finally:
+            timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await timer
+
+    async def _close_unless_initialised(self) -> None:
+        await asyncio.sleep(self.view.connection_init_wait_timeout.total_seconds())
+        if not self.connection_acknowledged:
+            with contextlib.suppress(Exception):
+                await self.websocket.close(code=4408, reason="Connection initialisation timeout")
