@@ -82,6 +82,10 @@ def unitgate(sandbox: UserManagerSandbox, **settings: Any) -> Iterator[Server]:
         "scope": "user",
         "action_limit": 1_000_000,
         "max_websocket_connections": 5000,
+        # Every subscriber comes from 127.0.0.1 at once: a flood, as far as admission can tell.
+        "max_pending_websockets": 5000,
+        "max_pending_websockets_per_address": 5000,
+        "max_connections": 6000,
         "tokens": [{"name": "bench", "role": "operator", "sha256": token_sha256(TOKEN)}],
         **settings,
     }

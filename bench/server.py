@@ -12,8 +12,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from unitgate.app import build_control, create_app
-from unitgate.cli import uvicorn_options
 from unitgate.config import Settings
+from unitgate.edge import uvicorn_options
 
 
 def rss_bytes() -> int:
@@ -45,7 +45,8 @@ def main() -> None:
         )
 
     app.router.routes.append(Route("/_bench/stats", stats))
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="info", **uvicorn_options())  # type: ignore[arg-type]
+    options = uvicorn_options(settings.edge_limits())
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="info", **options)
 
 
 if __name__ == "__main__":

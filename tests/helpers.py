@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 import uvicorn
 
-from unitgate.cli import uvicorn_options
 from unitgate.config import Settings
+from unitgate.edge import uvicorn_options
 from unitgate.sandbox_host import process_tree
 from unitgate.services.policy.access import Actor, Role
 from unitgate.services.policy.control import ServiceControl
@@ -93,7 +93,7 @@ def serve(app: Any, control: ServiceControl) -> Iterator[RunningServer]:
     """Run `app` under uvicorn on a free loopback port, in a thread with its own event loop."""
     port = free_port()
     options = {**uvicorn_options(), "loop": "none"}  # the thread brings its own loop
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", **options)  # type: ignore[arg-type]
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", **options)
     uv = uvicorn.Server(config)
     loops: list[asyncio.AbstractEventLoop] = []
 

@@ -31,14 +31,14 @@ from unitgate.services.policy.tokens import Authenticator
 from unitgate.services.systemd.bus import SystemdSignals, bus_address
 from unitgate.services.systemd.journal import Journal
 from unitgate.services.systemd.route import ProcessFacts, choose_route, read_facts
-from unitgate.services.systemd.runner import ProcessRunner
+from unitgate.services.systemd.runner import ProcessRunner, ProcessSlots
 from unitgate.services.systemd.systemctl import Systemctl, systemctl_environment
 from unitgate.services.systemd.units import Scope
 from unitgate.view.auth import authenticate
 from unitgate.view.auth_gate import AuthGate
 from unitgate.view.body_limit import BodyLimit
 from unitgate.view.graphql import UnitgateGraphQL
-from unitgate.view.ws_cap import WebSocketCap
+from unitgate.view.ws_admission import AdmissionLimits, WebSocketAdmission, WebSocketGate
 from unitgate.view.ws_shortcut import WebSocketShortcut
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,8 @@ def build_control(
     facts = read_facts(settings.sudo_path) if facts is None else facts
     route = choose_route(settings.route(), scope, facts)
     allowlist = settings.build_allowlist()
-    runner = ProcessRunner(systemctl_environment(scope, environ))
+    slots = ProcessSlots(settings.max_processes, settings.max_process_queue)
+    runner = ProcessRunner(systemctl_environment(scope, environ), slots=slots)
     systemctl = Systemctl(allowlist, runner, settings.systemctl_options(), route)
     journal = Journal(allowlist, runner, settings.journal_options())
     reads = StatusReads(systemctl)
@@ -91,6 +92,7 @@ def create_app(settings: Settings, control: ServiceControl | None = None) -> Sta
             max_aliases=settings.max_aliases,
             max_tokens=settings.max_tokens,
             max_fields=settings.max_query_fields,
+            max_log_lines=settings.max_log_lines_per_request,
         )
     )
     assets_dir = (
@@ -106,6 +108,13 @@ def create_app(settings: Settings, control: ServiceControl | None = None) -> Sta
             assets_dir,
             len(absent),
         )
+    admission = WebSocketAdmission(
+        AdmissionLimits(
+            connections=settings.max_websocket_connections,
+            pending=settings.max_pending_websockets,
+            pending_per_address=settings.max_pending_websockets_per_address,
+        )
+    )
     graphql = UnitgateGraphQL(
         schema,
         control,
@@ -113,6 +122,7 @@ def create_app(settings: Settings, control: ServiceControl | None = None) -> Sta
         allowed_origins=settings.allowed_origins,
         max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
         connection_init_timeout=settings.connection_init_timeout,
+        admission=admission,
         offline_ide=not absent,
     )
 
@@ -143,7 +153,7 @@ def create_app(settings: Settings, control: ServiceControl | None = None) -> Sta
         finally:
             await control.aclose()
 
-    websockets = WebSocketCap(graphql, settings.max_websocket_connections)
+    websockets = WebSocketGate(graphql, admission)
     middleware = [Middleware(WebSocketShortcut, graphql=websockets)]
     if settings.allowed_origins:
         middleware.append(

@@ -10,8 +10,12 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from unitgate.cli_parser import build_parser
+
+if TYPE_CHECKING:
+    from unitgate.config import Settings
 
 
 class UsageError(Exception):
@@ -73,7 +77,7 @@ def _serve(args: argparse.Namespace) -> int:
     # and the process exits 0, as a service manager expects of a clean stop.
     signal.signal(signal.SIGTERM, _raise_interrupt)
     with contextlib.suppress(KeyboardInterrupt):
-        _run_server(create_app(settings), settings.host, settings.port)
+        _run_server(create_app(settings), settings)
     return 0
 
 
@@ -120,7 +124,7 @@ def _demo(args: argparse.Namespace) -> int:
             f"  Ctrl-C stops unitgate and the sandbox.",
             flush=True,
         )
-        _run_server(app, "127.0.0.1", settings.port)
+        _run_server(app, settings)
     except KeyboardInterrupt:
         pass
     finally:
@@ -215,25 +219,13 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
-def uvicorn_options() -> dict[str, object]:
-    """How unitgate runs under uvicorn, for `serve`, `demo`, the tests and the benchmark alike."""
-    return {
-        "ws": "websockets-sansio",
-        # Measured by bench/: compression contexts cost ~35 KiB per websocket for messages of a
-        # few hundred bytes, and uvloop spawns systemctl slower than asyncio's own loop.
-        "ws_per_message_deflate": False,
-        "loop": "asyncio",
-        # GraphQL messages are small; a bigger frame is refused before it is buffered.
-        "ws_max_size": 1 << 20,
-        # No access log: a client that puts its token in a URL would see it written there.
-        "access_log": False,
-    }
-
-
-def _run_server(app: object, host: str, port: int) -> None:
+def _run_server(app: object, settings: Settings) -> None:
     import uvicorn
 
-    uvicorn.run(app, host=host, port=port, log_level="info", **uvicorn_options())  # type: ignore[arg-type]
+    from unitgate.edge import uvicorn_options
+
+    options = uvicorn_options(settings.edge_limits())
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", **options)  # type: ignore[arg-type]
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:

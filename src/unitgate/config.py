@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from unitgate.edge import EdgeLimits
 from unitgate.services.live.watcher import WatcherTimings
 from unitgate.services.policy.guard import RateLimit
 from unitgate.services.systemd.allowlist import DEFAULT_ALLOWLIST, Allowlist, unit_name_problem
@@ -87,8 +88,17 @@ class Settings(BaseModel):
     max_query_fields: Limit = Field(default=5000, description="fields once fragments are expanded")
     max_subscriptions_per_connection: Limit = 20
     max_websocket_connections: Limit = 2000
-    connection_init_timeout: Seconds = 10.0
+    connection_init_timeout: Seconds = Field(default=5.0, description="for a websocket's connection_init")
+    max_pending_websockets: Limit = Field(default=64, description="websockets before connection_init")
+    max_pending_websockets_per_address: Limit = Field(default=8, description="the same, per client address")
     max_body_bytes: Limit = Field(default=1 << 20, description="largest HTTP request body")
+    max_processes: Limit = Field(default=8, description="systemctl/journalctl children at once")
+    max_process_queue: Limit = Field(default=64, description="callers waiting for one, then ServerBusy")
+    max_log_lines_per_request: Limit = Field(default=1000, description="journal lines, all fields together")
+    max_header_bytes: Limit = Field(default=32 * 1024, description="an HTTP request's line and headers")
+    max_headers: Limit = Field(default=100, description="header fields in one HTTP request")
+    header_read_timeout: Seconds = Field(default=10.0, description="for an HTTP request's head to arrive")
+    max_connections: Limit = Field(default=4096, description="open connections; past it 503, at once")
     body_read_timeout: Seconds = Field(default=10.0, description="for a request body to arrive whole")
 
     @model_validator(mode="before")
@@ -152,6 +162,14 @@ class Settings(BaseModel):
     def route(self) -> RestartVia:
         """The configured restart_via; route.choose_route checks it against the process."""
         return RestartVia(self.restart_via)
+
+    def edge_limits(self) -> EdgeLimits:
+        return EdgeLimits(
+            max_head_bytes=self.max_header_bytes,
+            max_headers=self.max_headers,
+            head_timeout=self.header_read_timeout,
+            max_connections=self.max_connections,
+        )
 
     def systemctl_options(self) -> SystemctlOptions:
         return SystemctlOptions(

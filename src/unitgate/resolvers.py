@@ -13,9 +13,11 @@ from strawberry.dataloader import DataLoader
 
 from unitgate.schema import results, types
 from unitgate.schema.errors import error_result
+from unitgate.schema.limits import take_log_lines
 from unitgate.services.errors import UnitgateError
 from unitgate.services.policy.access import Actor
 from unitgate.services.policy.control import ServiceControl
+from unitgate.services.systemd.logs import MAX_LINES
 from unitgate.services.systemd.status import UnitStatus
 
 P = ParamSpec("P")
@@ -30,6 +32,7 @@ class Context:
     actor: Actor | None = None
     address: str | None = None
     connection_params: object = None
+    connection: int = 0  # which websocket (its ASGI scope's id), for admission
     _status_loader: DataLoader[str, UnitStatus | UnitgateError] | None = field(default=None, repr=False)
 
     @property
@@ -118,7 +121,9 @@ async def reload_service(info: Info, name: str) -> results.ReloadServiceResult:
 
 @typed_errors
 async def service_logs(info: Info, name: str, lines: int = 50) -> results.ServiceLogsResult:
-    entries = await info.context.control.logs(name, lines, info.context.require_actor())
+    # The per-call cap first, so that lines: 10000 spends 500 of the operation's budget, not 10000.
+    granted = take_log_lines(max(0, min(lines, MAX_LINES)))
+    entries = await info.context.control.logs(name, granted, info.context.require_actor())
     return types.ServiceLogs(lines=[types.LogLine.from_entry(entry) for entry in entries])
 
 

@@ -115,6 +115,17 @@ class SystemdUnavailable(Error):
         return cls(message=str(error))
 
 
+@strawberry.type(
+    description="Every process slot is taken and the queue for them is full; nothing new ran. Retry later."
+)
+class ServerBusy(Error):
+    retry_after_seconds: int
+
+    @classmethod
+    def from_error(cls, error: service.ServerBusy) -> Self:
+        return cls(message=str(error), retry_after_seconds=max(1, int(error.retry_after_seconds)))
+
+
 @strawberry.type(description="The caller's role may not do this; nothing ran.")
 class Forbidden(Error):
     role: str
@@ -157,6 +168,7 @@ ERRORS: dict[type[service.UnitgateError], type[_FromError]] = {
     service.ServiceNotFound: ServiceNotFound,
     service.CommandTimeout: CommandTimeout,
     service.SystemdUnavailable: SystemdUnavailable,
+    service.ServerBusy: ServerBusy,
     service.JournalUnavailable: JournalUnavailable,
     service.InvalidCursor: InvalidCursor,
     service.LogStreamLagged: LogStreamLagged,

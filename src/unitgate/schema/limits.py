@@ -3,7 +3,8 @@ document's size whatever its fragments do."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextvars
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ from graphql import (
     ValidationContext,
     ValidationRule,
 )
+from strawberry.extensions import SchemaExtension
 
 # Mutations that act on a service: at most one of them per document.
 GUARDED_MUTATIONS = frozenset({"restartService", "reloadService"})
@@ -33,6 +35,7 @@ class DocumentLimits:
     max_tokens: int = 2000
     # Fields once every fragment spread is expanded: what execution would have to walk.
     max_fields: int = 5000
+    max_log_lines: int = 1000  # journal lines per operation, across all its fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,3 +157,40 @@ class OneServiceActionPerDocument(ValidationRule):
             self.report_error(
                 limit_error(f"at most one of {', '.join(sorted(GUARDED_MUTATIONS))} per request", node)
             )
+
+
+class LogLineBudget:
+    """Journal lines one operation may still read, across all its serviceLogs fields."""
+
+    def __init__(self, lines: int) -> None:
+        self.remaining = lines
+
+    def take(self, wanted: int) -> int:
+        granted = max(0, min(wanted, self.remaining))
+        self.remaining -= granted
+        return granted
+
+
+_LOG_BUDGET: contextvars.ContextVar[LogLineBudget | None] = contextvars.ContextVar("log_budget", default=None)
+
+
+def take_log_lines(wanted: int) -> int:
+    """How many of `wanted` journal lines this operation may still read (all, outside one)."""
+    budget = _LOG_BUDGET.get()
+    return wanted if budget is None else budget.take(wanted)
+
+
+def log_line_budget(lines: int) -> type[SchemaExtension]:
+    """An extension that gives every operation its own budget: 30 aliased serviceLogs(lines: 500)
+    fields read `lines` in all, not 15,000. Per operation, not per context: a websocket's context
+    lives as long as the connection."""
+
+    class LogLineBudgetExtension(SchemaExtension):
+        def on_execute(self) -> Iterator[None]:
+            token = _LOG_BUDGET.set(LogLineBudget(lines))
+            try:
+                yield
+            finally:
+                _LOG_BUDGET.reset(token)
+
+    return LogLineBudgetExtension

@@ -9,7 +9,7 @@ import strawberry
 from unitgate.schema import errors, types
 
 ServicesResult = Annotated[
-    types.ServiceList | errors.CommandTimeout | errors.SystemdUnavailable,
+    types.ServiceList | errors.CommandTimeout | errors.SystemdUnavailable | errors.ServerBusy,
     strawberry.union("ServicesResult"),
 ]
 ServiceResult = Annotated[
@@ -17,7 +17,8 @@ ServiceResult = Annotated[
     | errors.ServiceNotAllowed
     | errors.ServiceNotFound
     | errors.CommandTimeout
-    | errors.SystemdUnavailable,
+    | errors.SystemdUnavailable
+    | errors.ServerBusy,
     strawberry.union("ServiceResult"),
 ]
 RestartServiceResult = Annotated[
@@ -27,6 +28,7 @@ RestartServiceResult = Annotated[
     | errors.CommandTimeout
     | errors.RestartFailed
     | errors.SystemdUnavailable
+    | errors.ServerBusy
     | errors.Forbidden
     | errors.ActionInProgress
     | errors.RateLimited,
@@ -40,6 +42,7 @@ ReloadServiceResult = Annotated[
     | errors.ReloadFailed
     | errors.ReloadNotSupported
     | errors.SystemdUnavailable
+    | errors.ServerBusy
     | errors.Forbidden
     | errors.ActionInProgress
     | errors.RateLimited,
@@ -52,6 +55,7 @@ ServiceLogsResult = Annotated[
     | errors.JournalUnavailable
     | errors.CommandTimeout
     | errors.SystemdUnavailable
+    | errors.ServerBusy
     | errors.Forbidden,
     strawberry.union("ServiceLogsResult"),
 ]
@@ -62,6 +66,7 @@ ServiceLogEvent = Annotated[
     | errors.JournalUnavailable
     | errors.CommandTimeout
     | errors.SystemdUnavailable
+    | errors.ServerBusy
     | errors.Forbidden
     | errors.InvalidCursor
     | errors.LogStreamLagged,
@@ -72,6 +77,7 @@ ServiceStatusEvent = Annotated[
     | errors.ServiceNotAllowed
     | errors.ServiceNotFound
     | errors.CommandTimeout
-    | errors.SystemdUnavailable,
+    | errors.SystemdUnavailable
+    | errors.ServerBusy,
     strawberry.union("ServiceStatusEvent"),
 ]

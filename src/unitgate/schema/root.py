@@ -22,7 +22,12 @@ from strawberry.types.graphql import OperationType
 from unitgate import resolvers
 from unitgate.schema import errors, results
 from unitgate.schema.error_log import log_errors
-from unitgate.schema.limits import DocumentLimits, OneServiceActionPerDocument, document_cost_rule
+from unitgate.schema.limits import (
+    DocumentLimits,
+    OneServiceActionPerDocument,
+    document_cost_rule,
+    log_line_budget,
+)
 from unitgate.schema.scalars import SCALAR_MAP
 
 
@@ -131,6 +136,7 @@ def build_schema(limits: DocumentLimits | None = None) -> strawberry.Schema:
             lambda: AddValidationRules(rules),
             lambda: ValidationCache(maxsize=256),
             lambda: MaskErrors(should_mask_error=_should_mask),
+            log_line_budget(limits.max_log_lines),
         ],
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
     )

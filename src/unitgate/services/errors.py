@@ -5,6 +5,7 @@ UnitgateError                   str(error) is safe to show to a client
 ├── ServiceNotFound             allowlisted, but systemd has no such unit
 ├── CommandTimeout              systemctl or journalctl did not answer in time; it was killed
 ├── SystemdUnavailable          systemctl is missing, or no manager answers
+├── ServerBusy                  every process slot is taken and the queue for them is full
 ├── JournalUnavailable          journalctl is missing, or cannot read the journal
 ├── InvalidCursor               a journal cursor that the journal did not give
 ├── LogStreamLagged             a log follower fell behind and was ended
@@ -60,6 +61,14 @@ class SystemdUnavailable(UnitgateError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(f"systemd is unavailable: {reason}")
+
+
+class ServerBusy(UnitgateError):
+    """Too many systemctl and journalctl processes run or wait already; nothing new started."""
+
+    def __init__(self, retry_after_seconds: float) -> None:
+        self.retry_after_seconds = retry_after_seconds
+        super().__init__(f"unitgate is busy; retry in {retry_after_seconds:.0f} s")
 
 
 class JournalUnavailable(UnitgateError):

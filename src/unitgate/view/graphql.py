@@ -20,6 +20,7 @@ from unitgate.services.policy.tokens import Authenticator
 from unitgate.view.auth import UNAUTHENTICATED, authenticate, authorization_param, client_address
 from unitgate.view.json_guard import decode_guarded
 from unitgate.view.media import GRAPHQL_RESPONSE_JSON, is_request_error, negotiate_media_type
+from unitgate.view.ws_admission import WebSocketAdmission
 from unitgate.view.ws_protocols import GraphQLTransportWSHandler, GraphQLWSHandler
 
 
@@ -37,6 +38,7 @@ class UnitgateGraphQL(GraphQL[Context, None]):
         max_subscriptions_per_connection: int = 20,
         connection_init_timeout: float = 10.0,
         offline_ide: bool = False,
+        admission: WebSocketAdmission | None = None,
     ) -> None:
         super().__init__(
             schema,
@@ -49,6 +51,7 @@ class UnitgateGraphQL(GraphQL[Context, None]):
         )
         self.control = control
         self.authenticator = authenticator
+        self.admission = admission
         # GraphiQL's scripts and styles from unitgate itself, for browsers with no CDN.
         self._ide_html = offline_page(self.graphql_ide_html) if offline_ide else self.graphql_ide_html
 
@@ -61,7 +64,9 @@ class UnitgateGraphQL(GraphQL[Context, None]):
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
         # Over HTTP the AuthGate has put the caller in the scope; a websocket names it at init.
         actor = request.scope.get("state", {}).get("actor") if isinstance(request, Request) else None
-        return Context(control=self.control, actor=actor, address=client_address(request))
+        return Context(
+            control=self.control, actor=actor, address=client_address(request), connection=id(request.scope)
+        )
 
     async def on_ws_connect(self, context: Context) -> None:
         authorization = authorization_param(context.connection_params)
@@ -69,6 +74,8 @@ class UnitgateGraphQL(GraphQL[Context, None]):
         if actor is None:
             raise ConnectionRejectionError({"message": UNAUTHENTICATED})
         context.actor = actor
+        if self.admission is not None:
+            self.admission.authenticated(context.connection)
 
     # GraphQL over HTTP: application/graphql-response+json when the client prefers it, with 400
     # and no `data` for requests that never reached execution; application/json stays as it was.

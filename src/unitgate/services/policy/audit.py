@@ -32,6 +32,7 @@ OUTCOMES: dict[type[errors.UnitgateError], str] = {
     errors.LogStreamLagged: "lagged",
     errors.CommandTimeout: "timeout",
     errors.SystemdUnavailable: "unavailable",
+    errors.ServerBusy: "busy",
 }
 
 

@@ -6,10 +6,10 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from unitgate.services.errors import CommandTimeout, UnitgateError
+from unitgate.services.errors import CommandTimeout, ServerBusy, UnitgateError
 
 DEFAULT_OUTPUT_CAP = 1024 * 1024
 _READ_CHUNK = 64 * 1024
@@ -47,6 +47,35 @@ def service_errors(command: str, unavailable: Callable[[str], UnitgateError]) ->
         raise unavailable(str(error)) from None
 
 
+class ProcessSlots:
+    """At most `limit` children at once, shared by status reads, actions and logs; callers past
+    that wait their turn in order (FIFO), and past `queue_limit` waiting are refused (ServerBusy),
+    so a flood of requests can neither fork the machine nor queue without end."""
+
+    def __init__(self, limit: int = 8, queue_limit: int = 64) -> None:
+        self.limit = limit
+        self.queue_limit = queue_limit
+        self._free = asyncio.Semaphore(limit)
+        self.waiting = 0
+        self.running = 0
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        if self._free.locked() and self.waiting >= self.queue_limit:
+            raise ServerBusy(retry_after_seconds=1)
+        self.waiting += 1
+        try:
+            await self._free.acquire()
+        finally:
+            self.waiting -= 1
+        self.running += 1
+        try:
+            yield
+        finally:
+            self.running -= 1
+            self._free.release()
+
+
 class ProcessRunner:
     """Starts child processes for the services layer and counts them.
 
@@ -54,9 +83,12 @@ class ProcessRunner:
     systemctl below it) and is always reaped: no zombie and no orphan outlives a call.
     """
 
-    def __init__(self, env: Mapping[str, str], output_cap: int = DEFAULT_OUTPUT_CAP) -> None:
+    def __init__(
+        self, env: Mapping[str, str], output_cap: int = DEFAULT_OUTPUT_CAP, slots: ProcessSlots | None = None
+    ) -> None:
         self._env = dict(env)
         self._output_cap = output_cap
+        self.slots = slots or ProcessSlots()
         self.spawned = 0
 
     async def _spawn(self, argv: Sequence[str], stderr: int, limit: int) -> asyncio.subprocess.Process:
@@ -78,6 +110,11 @@ class ProcessRunner:
         return process
 
     async def run(self, argv: Sequence[str], *, timeout: float) -> CompletedCommand:
+        """Run to completion under one of the shared slots (ServerBusy when none can be had)."""
+        async with self.slots.slot():
+            return await self._run(argv, timeout)
+
+    async def _run(self, argv: Sequence[str], timeout: float) -> CompletedCommand:
         process = await self._spawn(argv, asyncio.subprocess.PIPE, _READ_CHUNK)
         try:
             assert process.stdout is not None
@@ -97,7 +134,8 @@ class ProcessRunner:
 
     async def spawn_stream(self, argv: Sequence[str], line_limit: int) -> asyncio.subprocess.Process:
         """Start a long-running child whose stdout the caller reads line by line (up to
-        `line_limit` bytes a line); the caller ends it with `terminate`."""
+        `line_limit` bytes a line); the caller ends it with `terminate`. Not under a slot: these are
+        the shared `journalctl -f` followers, at most one per allowlisted unit."""
         return await self._spawn(argv, asyncio.subprocess.DEVNULL, line_limit)
 
     @staticmethod
