@@ -4,9 +4,20 @@ count and time, and what it costs the others measured (they still get answers)."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import os
+import signal
 import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,8 +26,12 @@ import websockets
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
-from tests.helpers import OPERATOR_TOKEN, VIEWER_TOKEN, RunningServer, bearer, post
+from tests.helpers import OPERATOR_TOKEN, VIEWER_TOKEN, RunningServer, bearer, free_port, post, wait_until
+from unitgate.edge import ACCEPT_BACKLOG
+from unitgate.sandbox import UserManagerSandbox
+from unitgate.sandbox_host import process_tree
 from unitgate.schema.limits import LIMIT_CODE
+from unitgate.services.policy.tokens import token_sha256
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -183,3 +198,243 @@ async def test_nothing_is_read_from_an_unauthenticated_request_beyond_its_header
     port = int(server.url.split(":")[2].split("/")[0])
     answer = await asyncio.to_thread(raw_request, port, head)
     assert answer.split(b" ")[1] == status, answer[:200]
+
+
+# --- Attacks measured on unitgate as a process of its own: its descriptors, memory, children.
+
+
+@dataclass
+class Served:
+    process: subprocess.Popen[str]
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/graphql"
+
+    def fds(self) -> int:
+        return len(os.listdir(f"/proc/{self.process.pid}/fd"))
+
+    def rss_kib(self) -> int:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise AssertionError("no VmRSS")
+
+    def children(self) -> int:
+        return len(process_tree().get(self.process.pid, []))
+
+
+@pytest.fixture
+def serve_process(sandbox: UserManagerSandbox, tmp_path: Path) -> Iterator[Callable[..., Served]]:
+    started: list[Served] = []
+
+    def start(**settings: Any) -> Served:
+        port = free_port()
+        values = {
+            "scope": "user",
+            "port": port,
+            "journal_directory": str(sandbox.journal_directory),
+            "poll_interval": 3600.0,
+            "memory_interval": 3600.0,
+            **settings,
+        }
+        lines = [f"{key} = {json.dumps(value)}" for key, value in values.items()]
+        for name, role, token in (("ops", "operator", OPERATOR_TOKEN), ("view", "viewer", VIEWER_TOKEN)):
+            lines += [
+                "[[tokens]]",
+                f'name = "{name}"',
+                f'role = "{role}"',
+                f'sha256 = "{token_sha256(token)}"',
+            ]
+        config = tmp_path / f"unitgate-{port}.toml"
+        config.write_text("\n".join(lines) + "\n")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "unitgate", "serve", "--config", str(config)],
+            env={**os.environ, **sandbox.env},
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert process.stderr is not None
+        for line in process.stderr:
+            if "Uvicorn running" in line:
+                break
+        served = Served(process, port)
+        started.append(served)
+        return served
+
+    yield start
+    for served in started:
+        served.process.send_signal(signal.SIGTERM)
+        served.process.wait(30)
+        assert served.process.stderr is not None
+        served.process.stderr.close()
+
+
+def stderr_lines(served: Served) -> list[str]:
+    """What the server wrote, once it has stopped."""
+    served.process.send_signal(signal.SIGTERM)
+    out, _ = served.process.communicate(timeout=30)
+    return out.splitlines() if out else []
+
+
+async def answer_time(url: str) -> float:
+    """How long an honest client waits for `{ __typename }` (a fact to report, never asserted)."""
+    started = time.perf_counter()
+    async with httpx.AsyncClient(headers=bearer(), timeout=30) as client:
+        response = await client.post(url, json={"query": "{ __typename }"})
+    assert response.json() == {"data": {"__typename": "Query"}}, response.text
+    return time.perf_counter() - started
+
+
+def flood_header(port: int, megabytes: int) -> bytes:
+    """`X-Junk:` and up to `megabytes` MiB of it, until the server says no."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"POST /graphql HTTP/1.1\r\nHost: x\r\nX-Junk: ")
+        chunk = b"j" * 65536
+        with contextlib.suppress(OSError):
+            for _ in range(megabytes * 16):
+                sock.sendall(chunk)
+        return sock.recv(4096)
+
+
+async def test_a_huge_header_is_refused_after_its_first_kilobytes(
+    serve_process: Callable[..., Served],
+) -> None:
+    served = serve_process()
+    before = served.rss_kib()
+    answers = await asyncio.gather(*(asyncio.to_thread(flood_header, served.port, 50) for _ in range(4)))
+    assert all(answer.startswith(b"HTTP/1.1 431") for answer in answers), answers
+    await answer_time(served.url)
+    # Four 50 MiB headers would be 200 MiB held; refused at 32 KiB each, they cost next to nothing.
+    assert served.rss_kib() - before < 20_000
+
+
+def half_request(port: int, address: str) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(address, 0))
+    sock.sendall(b"POST /graphql HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+    return sock
+
+
+async def test_half_sent_requests_neither_exhaust_descriptors_nor_stay(
+    serve_process: Callable[..., Served],
+) -> None:
+    served = serve_process(max_connections=50, header_read_timeout=1.0)
+    baseline = served.fds()
+    sockets = [half_request(served.port, "127.0.0.2") for _ in range(200)]
+    try:
+        # Past the cap: 503 at once, and the server's descriptors stay bounded by it (those it
+        # refuses close a loop turn after their answer is written).
+        assert served.fds() < baseline + 50 + ACCEPT_BACKLOG + 10
+        wait_until(lambda: served.fds() <= baseline + 50 + 2, timeout=5)
+        refused = await asyncio.to_thread(
+            raw_request, served.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        assert refused.split(b" ")[1] in (b"503", b"200")
+        # The head timeout frees them: each gets a 408 (or had its 503), then an honest client is served.
+        closed = await asyncio.to_thread(lambda: [s.recv(64) for s in sockets])
+        assert all(answer.split(b" ")[1] in (b"408", b"503") for answer in closed)
+        await answer_time(served.url)
+    finally:
+        for sock in sockets:
+            sock.close()
+    lines = stderr_lines(served)
+    assert not [line for line in lines if "Traceback" in line]
+    assert len(lines) < 40, lines[-20:]
+
+
+async def test_silent_websockets_never_lock_out_a_dashboard(serve_process: Callable[..., Served]) -> None:
+    served = serve_process(connection_init_timeout=2.0)
+    ws_url = served.url.replace("http", "ws")
+    silent: list[Any] = []
+    refused = 0
+    for _ in range(40):  # from one address: 8 may wait for their init, the rest are refused
+        try:
+            silent.append(
+                await websockets.connect(
+                    ws_url, subprotocols=[Subprotocol("graphql-transport-ws")], local_addr=("127.0.0.2", 0)
+                )
+            )
+        except websockets.exceptions.InvalidStatus:
+            refused += 1
+    try:
+        assert (len(silent), refused) == (8, 32)
+        # A dashboard with a token, from its own address, gets in at once.
+        async with websockets.connect(
+            ws_url, subprotocols=[Subprotocol("graphql-transport-ws")]
+        ) as dashboard:
+            await dashboard.send(
+                json.dumps(
+                    {"type": "connection_init", "payload": {"Authorization": f"Bearer {OPERATOR_TOKEN}"}}
+                )
+            )
+            assert json.loads(await dashboard.recv())["type"] == "connection_ack"
+        # The silent ones are closed at their init timeout, freeing their address's places.
+        for ws in silent:
+            with pytest.raises(ConnectionClosed):
+                await drain(ws)
+    finally:
+        for ws in silent:
+            await ws.close()
+
+
+async def test_a_flood_of_log_queries_is_bounded_in_processes(serve_process: Callable[..., Served]) -> None:
+    served = serve_process(max_processes=2, max_process_queue=4, max_aliases=60)
+    fields = " ".join(f'l{i}: serviceLogs(name: "fail2ban", lines: 500) {{ __typename }}' for i in range(30))
+    peak = 0
+    stop = threading.Event()
+
+    def watch() -> None:
+        nonlocal peak
+        while not stop.is_set():
+            peak = max(peak, served.children())
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        async with httpx.AsyncClient(headers=bearer(), timeout=60) as client:
+            bodies = await asyncio.gather(
+                *(client.post(served.url, json={"query": f"{{ {fields} }}"}) for _ in range(8))
+            )
+            viewer = await client.post(
+                served.url, json={"query": "{ services { __typename } }"}, headers=bearer(VIEWER_TOKEN)
+            )
+    finally:
+        stop.set()
+        watcher.join()
+    kinds = Counter(result["__typename"] for body in bodies for result in body.json()["data"].values())
+    assert peak <= 2, peak  # never more than max_processes children, whatever the flood
+    assert kinds["ServiceLogs"] > 0
+    assert set(kinds) <= {"ServiceLogs", "ServerBusy"}
+    # 240 fields asked for 500 lines each; each operation got 1000 lines in all.
+    assert viewer.json()["data"]["services"]["__typename"] in ("ServiceList", "ServerBusy")
+
+
+async def test_too_many_headers_and_a_slow_body_are_refused(serve_process: Callable[..., Served]) -> None:
+    served = serve_process(max_headers=20, body_read_timeout=1.0)
+    many = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(30)) + b"\r\n"
+    assert (await asyncio.to_thread(raw_request, served.port, many)).startswith(b"HTTP/1.1 431")
+    # A token, and then a body that never comes: 408 once body_read_timeout has passed.
+    slow = (
+        b"POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Authorization: Bearer " + OPERATOR_TOKEN.encode() + b"\r\nContent-Length: 100\r\n\r\n{"
+    )
+    assert (await asyncio.to_thread(raw_request, served.port, slow, 10)).startswith(b"HTTP/1.1 408")
+    await answer_time(served.url)
+
+
+async def test_journal_lines_are_budgeted_per_operation(
+    make_client: Callable[..., Awaitable[httpx.AsyncClient]],
+) -> None:
+    client = await make_client(max_log_lines_per_request=2)
+    one = '{ serviceLogs(name: "fail2ban", lines: 500) { ... on ServiceLogs { lines { cursor } } } }'
+    fields = " ".join(
+        f'l{i}: serviceLogs(name: "fail2ban", lines: 500) {{ ... on ServiceLogs {{ lines {{ cursor }} }} }}'
+        for i in range(25)
+    )
+    body = (await client.post("/graphql", json={"query": f"{{ {fields} }}"})).json()
+    # fail2ban writes three lines at every start: 25 fields would have read 75 or more.
+    assert sum(len(result["lines"]) for result in body["data"].values()) == 2
+    # The next operation has a budget of its own.
+    again = (await client.post("/graphql", json={"query": one})).json()
+    assert len(again["data"]["serviceLogs"]["lines"]) == 2

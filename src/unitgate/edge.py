@@ -10,6 +10,7 @@ from typing import Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+ACCEPT_BACKLOG = 128
 _REASONS = {
     400: "Bad Request",
     408: "Request Timeout",
@@ -135,6 +136,9 @@ def uvicorn_options(limits: EdgeLimits | None = None) -> dict[str, Any]:
     """How unitgate runs under uvicorn, for `serve`, `demo`, the tests and the benchmark alike."""
     return {
         "http": guarded_protocol(limits or EdgeLimits()),
+        # asyncio accepts up to this many connections per wake-up, before any refused one is
+        # closed: with the connection cap, the most descriptors a flood can hold for a moment.
+        "backlog": ACCEPT_BACKLOG,
         "ws": "websockets-sansio",
         # Measured by bench/: compression contexts cost ~35 KiB per websocket for messages of a
         # few hundred bytes, and uvloop spawns systemctl slower than asyncio's own loop.
