@@ -20,15 +20,17 @@ import uvicorn
 from unitgate.config import Settings
 from unitgate.edge import uvicorn_options
 from unitgate.sandbox_host import process_tree
-from unitgate.services.policy.access import Actor, Role
+from unitgate.services.policy.access import Role, scoped_actor
 from unitgate.services.policy.control import ServiceControl
 from unitgate.services.policy.tokens import new_token, token_sha256
+from unitgate.services.systemd.units import UnitVerb
 
 # Fresh for every session: nothing in the repository or its logs can hold a valid token.
 OPERATOR_TOKEN = new_token()
 VIEWER_TOKEN = new_token()
-OPERATOR = Actor(name="test-operator", role=Role.OPERATOR, address="127.0.0.1")
-VIEWER = Actor(name="test-viewer", role=Role.VIEWER, address="127.0.0.1")
+# As the tokens above authenticate: every offered action for the operator, none for the viewer.
+OPERATOR = scoped_actor("test-operator", Role.OPERATOR, "127.0.0.1", UnitVerb)
+VIEWER = scoped_actor("test-viewer", Role.VIEWER, "127.0.0.1", UnitVerb)
 
 
 HOSTILE_NAMES = [

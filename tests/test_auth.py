@@ -18,6 +18,7 @@ from unitgate.config import TokenConfig, load_settings
 from unitgate.sandbox import UserManagerSandbox
 from unitgate.services.policy.access import Actor, Role
 from unitgate.services.policy.tokens import Authenticator, new_token, token_sha256
+from unitgate.services.systemd.units import DEFAULT_ACTIONS
 from unitgate.view.auth import authenticate, bearer_token
 
 UNAUTHENTICATED = {
@@ -198,7 +199,9 @@ def test_authenticator_checks_every_token() -> None:
     assert authenticate(authenticator, f"Bearer {viewer}", None) is not None
     assert authenticate(authenticator, f"Bearer {viewer[:-1]}", None) is None
     assert authenticate(authenticator, viewer, None) is None  # no scheme
-    assert authenticator.authenticate(operator, None) == Actor("o", Role.OPERATOR, None)
+    assert authenticator.authenticate(operator, None) == Actor(
+        "o", Role.OPERATOR, None, None, DEFAULT_ACTIONS
+    )
 
 
 def test_new_tokens_are_long_and_random() -> None:

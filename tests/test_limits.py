@@ -98,7 +98,10 @@ async def test_one_restart_per_document(
         operation = {"operationName": "A"} if "mutation A" in document else {}
         response = await client.post(server.url, json={"query": document, **operation})
     body = response.json()
-    assert any("at most one of reloadService, restartService per request" in m for m in error_messages(body))
+    assert any(
+        "at most one of reloadService, restartService, startService, stopService per request" in m
+        for m in error_messages(body)
+    )
     assert starts(sandbox.runtime_dir) == before
 
 

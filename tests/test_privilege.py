@@ -180,3 +180,37 @@ def test_hardened_unit(tmp_path: Path) -> None:
     )
     assert security.returncode == 0, security.stdout
     assert "Overall exposure level for unitgate.service: 2." in security.stdout
+
+
+# With start and stop enabled: the files allow exactly the enabled actions, checked by the real
+# tools, for every verb x unit pair.
+VERBS = ["restart", "reload", "start", "stop"]
+UNITS = ["nginx", "php8.2-fpm", "ssh"]  # ssh is not allowlisted
+
+
+@pytest.mark.parametrize("enabled", [["restart", "reload"], VERBS], ids=["default", "with-start-stop"])
+def test_sudoers_allows_exactly_the_enabled_actions(
+    tmp_config: Callable[[str], Path], tmp_path: Path, enabled: list[str]
+) -> None:
+    config = tmp_config(f'allowlist = ["nginx", "php8.2-fpm"]\nactions = {json.dumps(enabled)}\n')
+    result = unitgate("sudoers", "--user", "nobody", "--config", str(config))
+    path = tmp_path / "scoped.sudoers"
+    path.write_text(result.stdout)
+    path.chmod(0o440)
+    assert subprocess.run(["visudo", "-cf", str(path)], capture_output=True).returncode == 0
+    for verb in VERBS:
+        for name in UNITS:
+            allowed = verb in enabled and name != "ssh"
+            assert sudo_allows(path, f"{SYSTEMCTL} {verb} {name}.service") == allowed, (verb, name)
+
+
+@pytest.mark.parametrize("enabled", [["restart", "reload"], VERBS], ids=["default", "with-start-stop"])
+def test_polkit_rule_allows_exactly_the_enabled_actions(
+    tmp_config: Callable[[str], Path], tmp_path: Path, node: str, enabled: list[str]
+) -> None:
+    config = tmp_config(f'allowlist = ["nginx", "php8.2-fpm"]\nactions = {json.dumps(enabled)}\n')
+    rule = unitgate("polkit-rule", "--user", "unitgate", "--config", str(config)).stdout
+    manage = "org.freedesktop.systemd1.manage-units"
+    cases = [(manage, "unitgate", f"{name}.service", verb) for verb in VERBS for name in UNITS]
+    expected = ["yes" if verb in enabled and name != "ssh" else None for verb in VERBS for name in UNITS]
+    assert polkit_decisions(node, rule, tmp_path, cases) == expected

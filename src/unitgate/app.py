@@ -79,13 +79,14 @@ def build_control(
         followers=LogFollowers(journal),
         guard=guard,
         audit=AuditLog(Path(settings.audit_file) if settings.audit_file else None),
+        enabled=settings.enabled_actions(),
     )
 
 
 def create_app(settings: Settings, control: ServiceControl | None = None) -> Starlette:
     control = control if control is not None else build_control(settings)
-    # No tokens means no authentication: only the CLI's loopback-checked --insecure-no-auth gets here.
-    authenticator = Authenticator(settings.tokens) if not settings.insecure_no_auth else None
+    # Open only with the CLI's loopback-checked --insecure-no-auth: everyone the anonymous operator.
+    authenticator = Authenticator(settings.tokens, settings.enabled_actions(), open=settings.insecure_no_auth)
     schema = build_schema(
         DocumentLimits(
             max_depth=settings.max_query_depth,

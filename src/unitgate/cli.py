@@ -135,23 +135,34 @@ def _demo(args: argparse.Namespace) -> int:
 def _token(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from unitgate.config import TokenConfig
+    from unitgate.config import TokenConfig, describe_validation_error, load_settings
     from unitgate.services.policy.access import Role
     from unitgate.services.policy.tokens import config_snippet, new_token, token_sha256
 
     token = new_token()
+    services = _listed(args.services)
+    actions = _listed(args.actions)
     try:
-        TokenConfig(name=args.name, role=args.role, sha256=token_sha256(token))
-    except ValidationError:
-        raise UsageError(
-            f"token name {args.name!r} must be 1-64 letters, digits or '_.@-', "
-            "starting with a letter or digit"
-        ) from None
+        entry = TokenConfig(
+            name=args.name, role=args.role, sha256=token_sha256(token), services=services, actions=actions
+        )
+    except ValidationError as error:
+        raise UsageError(describe_validation_error(error, "token new")) from None
+    config = installed_config(args.config)
+    if config is not None:
+        # The server would refuse a scope outside its allowlist or its actions: say so now.
+        settings = load_settings(config)
+        load_settings(config, {"tokens": [*(t.model_dump() for t in settings.tokens), entry.model_dump()]})
     print(token)
     print()
     print("# Add this to unitgate's config file; keep the token above secret, it is not stored anywhere:")
-    print(config_snippet(args.name, Role(args.role), token), end="")
+    print(config_snippet(args.name, Role(args.role), token, services, actions), end="")
     return 0
+
+
+def _listed(value: str | None) -> tuple[str, ...] | None:
+    """A comma-separated option as a tuple; None when it was not given."""
+    return None if value is None else tuple(part.strip() for part in value.split(",") if part.strip())
 
 
 def _privilege(args: argparse.Namespace) -> int:
@@ -161,9 +172,11 @@ def _privilege(args: argparse.Namespace) -> int:
     settings = load_settings(installed_config(args.config))
     allowlist = settings.build_allowlist()
     if args.command == "sudoers":
-        print(render_sudoers(allowlist, args.user, settings.systemctl_path), end="")
+        print(
+            render_sudoers(allowlist, args.user, settings.systemctl_path, settings.enabled_actions()), end=""
+        )
     else:
-        print(render_polkit_rule(allowlist, args.user), end="")
+        print(render_polkit_rule(allowlist, args.user, settings.enabled_actions()), end="")
     return 0
 
 

@@ -63,6 +63,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     new.add_argument("--name", required=True, help="a name for the token, shown in the audit log")
     new.add_argument("--role", required=True, choices=["viewer", "operator"], help="what it may do")
+    new.add_argument(
+        "--services",
+        metavar="NAME,...",
+        help="the allowlisted services it reaches (default: all); others answer ServiceNotAllowed",
+    )
+    new.add_argument(
+        "--actions",
+        metavar="ACTION,...",
+        help="the actions it may take, of restart, reload, start, stop (default: all the server offers)",
+    )
+    new.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="check the scope against this config (default /etc/unitgate/unitgate.toml when it exists)",
+    )
 
     setup = commands.add_parser(
         "setup",

@@ -17,9 +17,10 @@ from unitgate.services.systemd.allowlist import DEFAULT_ALLOWLIST, Allowlist, un
 from unitgate.services.systemd.journal import JournalOptions
 from unitgate.services.systemd.route import RestartVia
 from unitgate.services.systemd.systemctl import SystemctlOptions
-from unitgate.services.systemd.units import Scope
+from unitgate.services.systemd.units import Scope, UnitVerb
 
 Seconds = Annotated[float, Field(gt=0, le=86_400)]
+Action = Literal["restart", "reload", "start", "stop"]
 Limit = Annotated[int, Field(ge=1, le=1_000_000)]
 
 # Keys renamed because they cover more than their old name said (reload, not only restart):
@@ -39,6 +40,19 @@ class TokenConfig(BaseModel):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
     role: Literal["viewer", "operator"]
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    # The token's scope: allowlisted services (default all) and enabled actions (default all
+    # for an operator; a viewer takes none whatever this says).
+    services: tuple[str, ...] | None = Field(default=None, strict=False)
+    actions: tuple[Action, ...] | None = Field(default=None, strict=False)
+
+    @field_validator("services")
+    @classmethod
+    def _service_names(cls, names: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for name in names or ():
+            problem = unit_name_problem(name)
+            if problem is not None:
+                raise ValueError(f"service name {name!r} {problem}")
+        return names
 
 
 class ConfigError(Exception):
@@ -65,6 +79,9 @@ class Settings(BaseModel):
     dbus_events: bool = Field(default=True, description="listen for systemd's D-Bus signals")
     bus_reconnect_interval: Seconds = Field(default=5.0, description="between tries to get the bus back")
     restart_via: Literal["auto", "direct", "sudo", "polkit"] = "auto"
+    actions: tuple[Action, ...] = Field(
+        default=("restart", "reload"), strict=False, description="what the server offers at all"
+    )
     systemctl_path: str = "/usr/bin/systemctl"
     sudo_path: str = "/usr/bin/sudo"
     journalctl_path: str = "/usr/bin/journalctl"
@@ -126,6 +143,24 @@ class Settings(BaseModel):
         if len({token.sha256 for token in tokens}) != len(tokens):
             raise ValueError("two tokens have the same sha256")
         return tokens
+
+    @model_validator(mode="after")
+    def _token_scopes(self) -> Settings:
+        """A scope that names a service outside the allowlist, or an action the server does not
+        offer, stops startup: a typo there would silently grant less, or look like it grants more."""
+        allowlist = self.build_allowlist()
+        for token in self.tokens:
+            for name in token.services or ():
+                if name not in allowlist:
+                    raise ValueError(f"token {token.name!r}: service {name!r} is not in the allowlist")
+            for action in token.actions or ():
+                if action not in self.actions:
+                    offered = ", ".join(self.actions)
+                    raise ValueError(f"token {token.name!r}: action {action!r} is not enabled ({offered})")
+        return self
+
+    def enabled_actions(self) -> frozenset[UnitVerb]:
+        return frozenset(UnitVerb(action) for action in self.actions)
 
     @field_validator("allowlist", "extra_services")
     @classmethod

@@ -102,10 +102,10 @@ def route_finding(settings: Settings, facts: ProcessFacts, user: str, root: bool
     findings = [ok("restart route", f"{route} (restart_via = {settings.restart_via!r})")]
     allowlist = settings.build_allowlist()
     if route is RestartVia.SUDO:
-        expected = render_sudoers(allowlist, user, settings.systemctl_path)
+        expected = render_sudoers(allowlist, user, settings.systemctl_path, settings.enabled_actions())
         findings.append(_file_finding("sudoers", SUDOERS_FILE, expected, root, "--restart-via sudo"))
     elif route is RestartVia.POLKIT:
-        expected = render_polkit_rule(allowlist, user)
+        expected = render_polkit_rule(allowlist, user, settings.enabled_actions())
         findings.append(
             _file_finding("polkit rule", POLKIT_RULE_FILE, expected, root, "--restart-via polkit")
         )

@@ -203,10 +203,12 @@ def ensure_privilege(report: Report, layout: Layout, route: str, user: str) -> b
     if route == "polkit":
         if not any(Path(path).exists() for path in POLKIT_DAEMONS):
             raise SetupError("the polkit route needs polkitd: `apt install polkitd`, or --restart-via sudo")
-        changed |= write(report, layout.polkit_rule, render_polkit_rule(allowlist, user), 0o644)
+        changed |= write(
+            report, layout.polkit_rule, render_polkit_rule(allowlist, user, settings.enabled_actions()), 0o644
+        )
         changed |= remove(report, layout.sudoers)
     elif route == "sudo":
-        sudoers = render_sudoers(allowlist, user, settings.systemctl_path)
+        sudoers = render_sudoers(allowlist, user, settings.systemctl_path, settings.enabled_actions())
         with tempfile.NamedTemporaryFile("w", suffix=".sudoers", encoding="utf-8") as candidate:
             candidate.write(sudoers)
             candidate.flush()

@@ -44,7 +44,10 @@ class Context:
         websocket connections only subscribe and never need one.
         """
         if self._status_loader is None:
-            self._status_loader = DataLoader(load_fn=self.control.get_many, cache=False)
+            actor = self.require_actor()
+            self._status_loader = DataLoader(
+                load_fn=lambda names: self.control.get_many(names, actor), cache=False
+            )
         return self._status_loader
 
     def require_actor(self) -> Actor:
@@ -84,8 +87,7 @@ async def stream(
 
 @typed_errors
 async def services(info: Info) -> results.ServicesResult:
-    info.context.require_actor()
-    statuses = await info.context.control.list_installed()
+    statuses = await info.context.control.list_installed(info.context.require_actor())
     counts = info.context.control.counts(statuses)
     return types.ServiceList(
         services=[types.ServiceStatus.from_unit(s) for s in statuses],
@@ -120,6 +122,28 @@ async def reload_service(info: Info, name: str) -> results.ReloadServiceResult:
 
 
 @typed_errors
+async def start_service(info: Info, name: str) -> results.StartServiceResult:
+    status = await info.context.control.start(name, info.context.require_actor())
+    return types.StartSucceeded(service=types.ServiceStatus.from_unit(status))
+
+
+@typed_errors
+async def stop_service(info: Info, name: str) -> results.StopServiceResult:
+    status = await info.context.control.stop(name, info.context.require_actor())
+    return types.StopSucceeded(service=types.ServiceStatus.from_unit(status))
+
+
+def me(info: Info) -> types.Me:
+    actor = info.context.require_actor()
+    return types.Me(
+        name=actor.name,
+        role=str(actor.role),
+        services=info.context.control.visible(actor),
+        actions=sorted(str(verb) for verb in actor.actions),
+    )
+
+
+@typed_errors
 async def service_logs(info: Info, name: str, lines: int = 50) -> results.ServiceLogsResult:
     # The per-call cap first, so that lines: 10000 spends 500 of the operation's budget, not 10000.
     granted = take_log_lines(max(0, min(lines, MAX_LINES)))
@@ -139,8 +163,7 @@ async def service_logs_followed(
 async def service_status_changed(
     info: Info, names: list[str] | None = None
 ) -> AsyncGenerator[results.ServiceStatusEvent, None]:
-    info.context.require_actor()
-    events = info.context.control.status_events(names)
+    events = info.context.control.status_events(names, info.context.require_actor())
     async with contextlib.aclosing(stream(events, types.ServiceStatus.from_unit)) as statuses:
         async for status in statuses:
             yield status

@@ -17,10 +17,10 @@ from unitgate.services.systemd.status import UnitStatus
 class BrokenControl:
     """Raises what no resolver expects, as a bug in the services layer would."""
 
-    async def list_installed(self) -> Any:
+    async def list_installed(self, actor: Any) -> Any:
         raise RuntimeError("secret detail: /etc/shadow line 3")
 
-    async def get_many(self, names: list[str]) -> list[UnitStatus]:
+    async def get_many(self, names: list[str], actor: Any) -> list[UnitStatus]:
         return [await self.get(name) for name in names]
 
     async def get(self, name: str) -> UnitStatus:

@@ -25,7 +25,7 @@ async def next_status(events: AsyncGenerator[StatusEvent, None]) -> UnitStatus:
 
 
 async def test_snapshot_then_event_after_restart(control: ServiceControl) -> None:
-    events = control.status_events([HEALTHY])
+    events = control.status_events([HEALTHY], OPERATOR)
     try:
         snapshot = await next_status(events)
         assert snapshot.name == HEALTHY
@@ -43,7 +43,7 @@ async def test_snapshot_then_event_after_restart(control: ServiceControl) -> Non
 async def test_event_after_main_process_is_killed(
     control: ServiceControl, sandbox: UserManagerSandbox
 ) -> None:
-    events = control.status_events([CRASHY])
+    events = control.status_events([CRASHY], OPERATOR)
     try:
         snapshot = await next_status(events)
         while not snapshot.active or snapshot.main_pid is None:
@@ -57,7 +57,7 @@ async def test_event_after_main_process_is_killed(
 
 
 async def test_no_names_follows_every_installed_service(control: ServiceControl) -> None:
-    events = control.status_events(None)
+    events = control.status_events(None, OPERATOR)
     try:
         names = [(await next_status(events)).name for _ in range(5)]
     finally:
@@ -72,7 +72,7 @@ async def test_no_names_follows_every_installed_service(control: ServiceControl)
 async def test_bad_name_yields_its_error_and_ends(
     control: ServiceControl, names: list[str], error: type[Exception]
 ) -> None:
-    events = [event async for event in control.status_events(names)]
+    events = [event async for event in control.status_events(names, OPERATOR)]
     assert len(events) == 1
     assert isinstance(events[0], error)
     assert not control.watcher.running
@@ -80,7 +80,7 @@ async def test_bad_name_yields_its_error_and_ends(
 
 async def test_subscribers_share_one_watcher(control: ServiceControl) -> None:
     runner = control.systemctl._runner
-    streams = [control.status_events([HEALTHY]) for _ in range(20)]
+    streams = [control.status_events([HEALTHY], OPERATOR) for _ in range(20)]
     try:
         for stream in streams:
             await next_status(stream)
@@ -101,7 +101,7 @@ async def test_subscribers_share_one_watcher(control: ServiceControl) -> None:
 
 
 async def test_duplicate_names_are_followed_once(control: ServiceControl) -> None:
-    events = control.status_events([HEALTHY, HEALTHY, HEALTHY])
+    events = control.status_events([HEALTHY, HEALTHY, HEALTHY], OPERATOR)
     try:
         first = await next_status(events)
         restarted = await control.restart(HEALTHY, OPERATOR)
@@ -115,5 +115,5 @@ async def test_duplicate_names_are_followed_once(control: ServiceControl) -> Non
 
 
 async def test_empty_name_list_ends_at_once(control: ServiceControl) -> None:
-    assert [event async for event in control.status_events([])] == []
+    assert [event async for event in control.status_events([], OPERATOR)] == []
     assert control.systemctl._runner.spawned == 0

@@ -82,7 +82,7 @@ async def test_kill_is_seen_through_signals_not_polling(
     control: ServiceControl, sandbox: UserManagerSandbox
 ) -> None:
     assert control.watcher.timings.poll_interval == 3600
-    events = control.status_events([CRASHY])
+    events = control.status_events([CRASHY], OPERATOR)
     try:
         snapshot = await next_status(events)
         while not snapshot.active or snapshot.main_pid is None:
@@ -104,7 +104,7 @@ async def test_no_bus_falls_back_to_polling_and_says_so(
     control = make_control(
         environ={**sandbox.env, "DBUS_SESSION_BUS_ADDRESS": f"unix:path={tmp_path}/nobus"}, poll_interval=0.1
     )
-    events = control.status_events([HEALTHY])
+    events = control.status_events([HEALTHY], OPERATOR)
     try:
         snapshot = await next_status(events)
         assert control.watcher.mode is Mode.POLLING
@@ -123,7 +123,7 @@ async def test_watcher_returns_to_events_when_the_bus_comes_back() -> None:
     with UserManagerSandbox(UNITS, start=STARTED) as own:
         settings = sandbox_settings(bus_reconnect_interval=0.2)  # and polling every hour
         control = build_control(settings, own.env)
-        events = control.status_events([HEALTHY])
+        events = control.status_events([HEALTHY], OPERATOR)
         try:
             await next_status(events)
             assert mode_of(control) is Mode.EVENTS
@@ -134,7 +134,7 @@ async def test_watcher_returns_to_events_when_the_bus_comes_back() -> None:
             while mode_of(control) is not Mode.EVENTS:
                 await asyncio.sleep(0.01)
             # Subscribed again on the new connection: signals flow, and nothing else could read.
-            before = (await control.get(HEALTHY)).main_pid
+            before = (await control.get(HEALTHY, OPERATOR)).main_pid
             await asyncio.to_thread(own.systemctl, "restart", f"{HEALTHY}.service")
             change = await next_status(events)
             while change.main_pid in (before, None):
@@ -148,13 +148,13 @@ async def test_watcher_returns_to_events_when_the_bus_comes_back() -> None:
 async def test_concurrent_reads_share_one_process(control: ServiceControl) -> None:
     runner = control.systemctl._runner
     before = runner.spawned
-    results = await asyncio.gather(*(control.list_installed() for _ in range(64)))
+    results = await asyncio.gather(*(control.list_installed(OPERATOR) for _ in range(64)))
     assert runner.spawned == before + 1
     assert all(result == results[0] for result in results)
 
 
 async def test_restart_through_the_api_costs_one_read_for_all_subscribers(control: ServiceControl) -> None:
-    streams = [control.status_events([HEALTHY]) for _ in range(50)]
+    streams = [control.status_events([HEALTHY], OPERATOR) for _ in range(50)]
     try:
         for stream in streams:
             await next_status(stream)
@@ -171,7 +171,7 @@ async def test_restart_through_the_api_costs_one_read_for_all_subscribers(contro
 
 async def test_memory_refreshes_on_its_own_interval(make_control: MakeControl) -> None:
     control = make_control(memory_interval=0.2)
-    events = control.status_events([HEALTHY])
+    events = control.status_events([HEALTHY], OPERATOR)
     try:
         await next_status(events)
         reads = control.watcher.reads

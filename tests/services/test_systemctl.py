@@ -47,7 +47,7 @@ async def test_status_matches_systemctl_show(control: ServiceControl, sandbox: U
         "ActiveEnterTimestamp",
     )
     before = sandbox.show(f"{HEALTHY}.service", *props)
-    status = await control.get(HEALTHY)
+    status = await control.get(HEALTHY, OPERATOR)
     after = sandbox.show(f"{HEALTHY}.service", *props)
     unix = sandbox.systemctl(
         "show", "--timestamp=unix", "--property=ActiveEnterTimestamp", f"{HEALTHY}.service"
@@ -74,7 +74,7 @@ async def test_status_matches_systemctl_show(control: ServiceControl, sandbox: U
 
 
 async def test_failed_unit_status(control: ServiceControl, sandbox: UserManagerSandbox) -> None:
-    status = await control.get(FAILING)
+    status = await control.get(FAILING, OPERATOR)
     assert (status.active_state, status.sub_state) == ("failed", "failed")
     assert not status.active
     assert status.main_pid is None
@@ -84,7 +84,7 @@ async def test_failed_unit_status(control: ServiceControl, sandbox: UserManagerS
 
 async def test_list_reads_every_unit_in_one_process(control: ServiceControl) -> None:
     before = spawned(control)
-    statuses = await control.list_installed()
+    statuses = await control.list_installed(OPERATOR)
     assert spawned(control) == before + 1
     names = [status.name for status in statuses]
     assert names == sorted(names)
@@ -94,18 +94,18 @@ async def test_list_reads_every_unit_in_one_process(control: ServiceControl) -> 
 
 async def test_not_installed_is_not_found(control: ServiceControl) -> None:
     with pytest.raises(ServiceNotFound):
-        await control.get(MISSING)
+        await control.get(MISSING, OPERATOR)
     with pytest.raises(ServiceNotFound):
         await control.restart(MISSING, OPERATOR)
 
 
 async def test_restart_changes_main_pid(control: ServiceControl) -> None:
-    before = await control.get(HEALTHY)
+    before = await control.get(HEALTHY, OPERATOR)
     after = await control.restart(HEALTHY, OPERATOR)
     assert after.active_state == "active"
     assert after.main_pid is not None
     assert after.main_pid != before.main_pid
-    assert (await control.get(HEALTHY)).main_pid == after.main_pid
+    assert (await control.get(HEALTHY, OPERATOR)).main_pid == after.main_pid
 
 
 async def test_failing_restart_reports_systemctl_exit_code_and_message(control: ServiceControl) -> None:
@@ -142,12 +142,12 @@ async def test_hostile_names_start_no_process(
 
     monkeypatch.setattr(asyncio, "create_subprocess_exec", forbidden)
     with pytest.raises(ServiceNotAllowed):
-        await control.get(name)
+        await control.get(name, OPERATOR)
     with pytest.raises(ServiceNotAllowed):
         await control.restart(name, OPERATOR)
     with pytest.raises(ServiceNotAllowed):
         await control.systemctl.show(["nginx", name])
-    events = [event async for event in control.status_events(["nginx", name])]
+    events = [event async for event in control.status_events(["nginx", name], OPERATOR)]
     assert len(events) == 1
     assert isinstance(events[0], ServiceNotAllowed)
     assert started == []
@@ -158,7 +158,7 @@ async def test_hostile_names_start_no_process(
 async def test_missing_systemctl_is_unavailable(make_control: MakeControl) -> None:
     control = make_control(systemctl_path="/nonexistent/systemctl")
     with pytest.raises(SystemdUnavailable, match="/nonexistent/systemctl"):
-        await control.list_installed()
+        await control.list_installed(OPERATOR)
     assert not (await control.health()).ok
 
 
@@ -167,7 +167,7 @@ async def test_no_manager_is_unavailable(make_control: MakeControl, tmp_path: Pa
     empty.mkdir(mode=0o700)
     control = make_control(environ={"XDG_RUNTIME_DIR": str(empty)})
     with pytest.raises(SystemdUnavailable):
-        await control.get(HEALTHY)
+        await control.get(HEALTHY, OPERATOR)
     with pytest.raises(SystemdUnavailable):
         await control.restart(HEALTHY, OPERATOR)
     health = await control.health()

@@ -9,6 +9,7 @@ from collections.abc import AsyncGenerator, Callable
 import pytest
 
 from unitgate.services.errors import ServiceNotFound, SystemdUnavailable, UnitgateError
+from unitgate.services.live.status_diff import worth_sending
 from unitgate.services.live.watcher import Mode, StatusEvent, StatusWatcher, WatcherTimings
 from unitgate.services.systemd.status import UnitStatus
 
@@ -222,14 +223,12 @@ async def test_a_dropped_bus_falls_back_to_polling() -> None:
 
 def test_memory_only_change_is_sent_on_a_memory_refresh() -> None:
     # The pure decision, spelled out: state changes always, memory only when refreshed.
-    from unitgate.services.live.watcher import _worth_sending
-
     before = unit("a")
-    assert not _worth_sending(before, dataclasses.replace(before, memory_bytes=5), False, memory=False)
-    assert _worth_sending(before, dataclasses.replace(before, memory_bytes=5), False, memory=True)
-    assert _worth_sending(before, dataclasses.replace(before, main_pid=5), False, memory=False)
-    assert not _worth_sending(None, before, follow_new=False, memory=False)
-    assert _worth_sending(None, before, follow_new=True, memory=False)
+    assert not worth_sending(before, dataclasses.replace(before, memory_bytes=5), False, memory=False)
+    assert worth_sending(before, dataclasses.replace(before, memory_bytes=5), False, memory=True)
+    assert worth_sending(before, dataclasses.replace(before, main_pid=5), False, memory=False)
+    assert not worth_sending(None, before, follow_new=False, memory=False)
+    assert worth_sending(None, before, follow_new=True, memory=False)
 
 
 async def test_an_alias_is_followed_once_under_the_units_own_name() -> None:

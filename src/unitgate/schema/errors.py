@@ -76,6 +76,27 @@ class ReloadFailed(RestartFailed):
     pass
 
 
+@strawberry.type(description="systemctl start failed; exitCode and message are systemctl's.")
+class StartFailed(RestartFailed):
+    pass
+
+
+@strawberry.type(description="systemctl stop failed; exitCode and message are systemctl's.")
+class StopFailed(RestartFailed):
+    pass
+
+
+@strawberry.type(
+    description="This server does not offer the action (its `actions` leave it out); nothing ran."
+)
+class ActionNotEnabled(Error):
+    action: str
+
+    @classmethod
+    def from_error(cls, error: service.ActionNotEnabled) -> Self:
+        return cls(message=str(error), action=error.action)
+
+
 @strawberry.type(description="The unit says CanReload=no; nothing ran.")
 class ReloadNotSupported(Error):
     name: str
@@ -129,10 +150,11 @@ class ServerBusy(Error):
 @strawberry.type(description="The caller's role may not do this; nothing ran.")
 class Forbidden(Error):
     role: str
+    action: str = strawberry.field(description="What was refused: restart, reload, start, stop or logs.")
 
     @classmethod
     def from_error(cls, error: service.Forbidden) -> Self:
-        return cls(message=str(error), role=error.role)
+        return cls(message=str(error), role=error.role, action=error.action)
 
 
 @strawberry.type(
@@ -174,6 +196,9 @@ ERRORS: dict[type[service.UnitgateError], type[_FromError]] = {
     service.LogStreamLagged: LogStreamLagged,
     service.RestartFailed: RestartFailed,
     service.ReloadFailed: ReloadFailed,
+    service.StartFailed: StartFailed,
+    service.StopFailed: StopFailed,
+    service.ActionNotEnabled: ActionNotEnabled,
     service.ReloadNotSupported: ReloadNotSupported,
     service.Forbidden: Forbidden,
     service.ActionInProgress: ActionInProgress,

@@ -23,7 +23,7 @@ from graphql import (
 from strawberry.extensions import SchemaExtension
 
 # Mutations that act on a service: at most one of them per document.
-GUARDED_MUTATIONS = frozenset({"restartService", "reloadService"})
+GUARDED_MUTATIONS = frozenset({"restartService", "reloadService", "startService", "stopService"})
 # extensions.code of every refusal for a document limit (depth, aliases, size, one action).
 LIMIT_CODE = "DOCUMENT_LIMIT_EXCEEDED"
 

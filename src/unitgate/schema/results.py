@@ -27,6 +27,7 @@ RestartServiceResult = Annotated[
     | errors.ServiceNotFound
     | errors.CommandTimeout
     | errors.RestartFailed
+    | errors.ActionNotEnabled
     | errors.SystemdUnavailable
     | errors.ServerBusy
     | errors.Forbidden
@@ -40,6 +41,7 @@ ReloadServiceResult = Annotated[
     | errors.ServiceNotFound
     | errors.CommandTimeout
     | errors.ReloadFailed
+    | errors.ActionNotEnabled
     | errors.ReloadNotSupported
     | errors.SystemdUnavailable
     | errors.ServerBusy
@@ -47,6 +49,34 @@ ReloadServiceResult = Annotated[
     | errors.ActionInProgress
     | errors.RateLimited,
     strawberry.union("ReloadServiceResult"),
+]
+StartServiceResult = Annotated[
+    types.StartSucceeded
+    | errors.ServiceNotAllowed
+    | errors.ServiceNotFound
+    | errors.CommandTimeout
+    | errors.StartFailed
+    | errors.ActionNotEnabled
+    | errors.SystemdUnavailable
+    | errors.ServerBusy
+    | errors.Forbidden
+    | errors.ActionInProgress
+    | errors.RateLimited,
+    strawberry.union("StartServiceResult"),
+]
+StopServiceResult = Annotated[
+    types.StopSucceeded
+    | errors.ServiceNotAllowed
+    | errors.ServiceNotFound
+    | errors.CommandTimeout
+    | errors.StopFailed
+    | errors.ActionNotEnabled
+    | errors.SystemdUnavailable
+    | errors.ServerBusy
+    | errors.Forbidden
+    | errors.ActionInProgress
+    | errors.RateLimited,
+    strawberry.union("StopServiceResult"),
 ]
 ServiceLogsResult = Annotated[
     types.ServiceLogs

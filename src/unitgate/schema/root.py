@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import strawberry
 from graphql import GraphQLError
@@ -15,12 +15,12 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
-from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES
+from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES, SubscriptionResult
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from unitgate import resolvers
-from unitgate.schema import errors, results
+from unitgate.schema import errors, results, types
 from unitgate.schema.error_log import log_errors
 from unitgate.schema.limits import (
     DocumentLimits,
@@ -40,6 +40,10 @@ class Query:
     service: results.ServiceResult = strawberry.field(
         resolver=resolvers.service, description="One allowlisted service by name."
     )
+    me: types.Me = strawberry.field(
+        resolver=resolvers.me,
+        description="Who the caller is and what it may do: show only the buttons that will work.",
+    )
     service_logs: results.ServiceLogsResult = strawberry.field(
         resolver=resolvers.service_logs,
         description=(
@@ -58,6 +62,17 @@ class Mutation:
     reload_service: results.ReloadServiceResult = strawberry.mutation(
         resolver=resolvers.reload_service,
         description="Reload one allowlisted service whose unit says CanReload=yes.",
+    )
+    start_service: results.StartServiceResult = strawberry.mutation(
+        resolver=resolvers.start_service,
+        description="Start one allowlisted service (where the server offers start); waits for the job.",
+    )
+    stop_service: results.StopServiceResult = strawberry.mutation(
+        resolver=resolvers.stop_service,
+        description=(
+            "Stop one allowlisted service (where the server offers stop); one already inactive "
+            "is a success with its status."
+        ),
     )
 
 
@@ -106,6 +121,35 @@ class UnitgateSchema(strawberry.Schema):
         }
         return await super().execute(
             query, variable_values, context_value, root_value, operation_name, allowed, operation_extensions
+        )
+
+    async def subscribe(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> SubscriptionResult:
+        """Any operation over the websockets, as both protocols allow in a subscribe (or start)
+        message: strawberry's own restricts them to subscriptions, and refused a mutation from
+        inside its handler."""
+        return cast(
+            "SubscriptionResult",
+            await self.stream(
+                query=query,
+                variable_values=variable_values,
+                context_value=context_value,
+                root_value=root_value,
+                operation_name=operation_name,
+                operation_extensions=operation_extensions,
+                allowed_operation_types=(
+                    OperationType.QUERY,
+                    OperationType.MUTATION,
+                    OperationType.SUBSCRIPTION,
+                ),
+            ),
         )
 
     def process_errors(

@@ -109,3 +109,23 @@ class ReloadSucceeded:
 @strawberry.type(description="The restart's job finished; `service` is the status after it.")
 class RestartSucceeded:
     service: ServiceStatus
+
+
+@strawberry.type(description="The start's job finished (or the unit was already active).")
+class StartSucceeded:
+    service: ServiceStatus
+
+
+@strawberry.type(description="The stop's job finished (or the unit was already inactive).")
+class StopSucceeded:
+    service: ServiceStatus
+
+
+@strawberry.type(description="The caller, as this server sees its token: what a dashboard may show.")
+class Me:
+    name: str = strawberry.field(description="The token's name (anonymous without authentication).")
+    role: str = strawberry.field(description="viewer or operator.")
+    services: list[str] = strawberry.field(description="The allowlisted services this token reaches.")
+    actions: list[str] = strawberry.field(
+        description="The actions it may take: its own, cut to what the server offers; none for a viewer."
+    )

@@ -9,9 +9,12 @@ UnitgateError                   str(error) is safe to show to a client
 ├── JournalUnavailable          journalctl is missing, or cannot read the journal
 ├── InvalidCursor               a journal cursor that the journal did not give
 ├── LogStreamLagged             a log follower fell behind and was ended
-├── ActionFailed                systemctl restart/reload exited non-zero
+├── ActionFailed                systemctl restart/reload/start/stop exited non-zero
 │   ├── RestartFailed
-│   └── ReloadFailed
+│   ├── ReloadFailed
+│   ├── StartFailed
+│   └── StopFailed
+├── ActionNotEnabled            the server does not offer this action; nothing ran
 ├── ReloadNotSupported          the unit says CanReload=no; nothing ran
 ├── Forbidden                   the caller's role may not do this; nothing ran
 ├── ActionInProgress            an action on this service is already running; nothing ran
@@ -115,6 +118,20 @@ class ReloadFailed(ActionFailed):
     verb = "reload"
 
 
+class StartFailed(ActionFailed):
+    verb = "start"
+
+
+class StopFailed(ActionFailed):
+    verb = "stop"
+
+
+class ActionNotEnabled(UnitgateError):
+    def __init__(self, action: str) -> None:
+        self.action = action
+        super().__init__(f"this server does not offer {action} (it is not in its `actions`)")
+
+
 class ReloadNotSupported(UnitgateError):
     def __init__(self, name: str) -> None:
         self.name = name
@@ -122,20 +139,25 @@ class ReloadNotSupported(UnitgateError):
 
 
 class Forbidden(UnitgateError):
-    def __init__(self, role: str, action: str) -> None:
+    """`action` is a verb (restart, reload, start, stop) or "logs"; `token` is named when the
+    token's scope, not its role, is what refuses."""
+
+    def __init__(self, role: str, action: str, token: str | None = None) -> None:
         self.role = role
         self.action = action
-        super().__init__(f"the {role} role may not {action}")
+        who = f"the {role} role" if token is None else f"the {role} token {token!r}"
+        what = "read service logs" if action == "logs" else f"{action} services"
+        super().__init__(f"{who} may not {what}")
 
 
 class ActionInProgress(UnitgateError):
     def __init__(self, name: str) -> None:
         self.name = name
-        super().__init__(f"a restart or reload of {name!r} is already in progress")
+        super().__init__(f"an action on {name!r} is already in progress")
 
 
 class RateLimited(UnitgateError):
     def __init__(self, name: str, retry_after_seconds: float) -> None:
         self.name = name
         self.retry_after_seconds = retry_after_seconds
-        super().__init__(f"too many restarts or reloads of {name!r}; retry in {retry_after_seconds:.0f} s")
+        super().__init__(f"too many actions on {name!r}; retry in {retry_after_seconds:.0f} s")

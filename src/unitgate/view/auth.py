@@ -5,11 +5,9 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.websockets import WebSocket
 
-from unitgate.services.policy.access import Actor, Role
+from unitgate.services.policy.access import Actor
 from unitgate.services.policy.tokens import Authenticator
 
-# Used when the server runs with --insecure-no-auth (loopback only) or as the demo.
-ANONYMOUS_ROLE = Role.OPERATOR
 UNAUTHENTICATED = "missing or invalid bearer token"
 _MAX_HEADER = 1024
 
@@ -36,12 +34,11 @@ def authorization_param(params: object) -> object:
     return None
 
 
-def authenticate(
-    authenticator: Authenticator | None, authorization: object, address: str | None
-) -> Actor | None:
-    """The caller an Authorization value names; anyone is the anonymous operator without tokens."""
-    if authenticator is None:
-        return Actor(name="anonymous", role=ANONYMOUS_ROLE, address=address)
+def authenticate(authenticator: Authenticator, authorization: object, address: str | None) -> Actor | None:
+    """The caller an Authorization value names; anyone is the anonymous operator when the
+    authenticator is open (--insecure-no-auth)."""
+    if authenticator.open:
+        return authenticator.anonymous(address)
     token = bearer_token(authorization)
     return None if token is None else authenticator.authenticate(token, address)
 

@@ -16,7 +16,7 @@ class AuthGate:
     The GraphiQL page itself (a browser GET with no query) holds nothing and needs no token.
     """
 
-    def __init__(self, app: ASGIApp, authenticator: Authenticator | None) -> None:
+    def __init__(self, app: ASGIApp, authenticator: Authenticator) -> None:
         self.app = app
         self.authenticator = authenticator
 

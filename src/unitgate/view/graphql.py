@@ -32,7 +32,7 @@ class UnitgateGraphQL(GraphQL[Context, None]):
         self,
         schema: Schema,
         control: ServiceControl,
-        authenticator: Authenticator | None,
+        authenticator: Authenticator,
         *,
         allowed_origins: tuple[str, ...] = (),
         max_subscriptions_per_connection: int = 20,

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from unitgate.services.errors import ServiceNotFound, SystemdUnavailable, UnitgateError
+from unitgate.services.live.status_diff import memory_changed, state_changed, worth_sending
 from unitgate.services.systemd.status import UnitStatus, distinct_units
 
 log = logging.getLogger(__name__)
@@ -120,9 +121,12 @@ class StatusWatcher:
             if self._watchers == 0:
                 await self.stop()
 
-    async def changes(self, names: Sequence[str] | None) -> AsyncGenerator[StatusEvent, None]:
+    async def changes(
+        self, names: Sequence[str] | None, include: Callable[[str], bool] = lambda name: True
+    ) -> AsyncGenerator[StatusEvent, None]:
         """The current status of each of `names` (allowlisted, checked by the caller), then one
-        event per change; `None` follows every installed unit, and units installed later.
+        event per change; `None` follows every installed unit that `include` lets through, and
+        such units installed later.
 
         A name that is not installed yields ServiceNotFound and ends the stream; a failed read
         later on yields its error and the stream goes on.
@@ -134,7 +138,9 @@ class StatusWatcher:
                 return
             follow_new = names is None
             if names is None:
-                installed = [status for _, status in sorted(snapshot.statuses.items()) if status.installed]
+                installed = [
+                    s for _, s in sorted(snapshot.statuses.items()) if s.installed and include(s.name)
+                ]
                 names = [status.name for status in distinct_units(installed)]
             for name in names:
                 if not snapshot.statuses[name].installed:
@@ -151,9 +157,9 @@ class StatusWatcher:
                     continue
                 units = {status.unit_id for status in sent.values()}
                 for name, status in sorted(snapshot.statuses.items()):
-                    if name not in sent and status.unit_id in units:
+                    if name not in sent and (status.unit_id in units or not include(name)):
                         continue  # another name of a unit this subscriber already follows
-                    if _worth_sending(sent.get(name), status, follow_new, snapshot.memory_refresh):
+                    if worth_sending(sent.get(name), status, follow_new, snapshot.memory_refresh):
                         sent[name] = status
                         yield status
 
@@ -247,7 +253,9 @@ class StatusWatcher:
             log.exception("status watcher read failed")
             statuses, error = dict(previous.statuses), SystemdUnavailable("status read failed")
         first = not self._ready.is_set()
-        changed = _state_changed(previous, statuses) or (memory and _memory_changed(previous, statuses))
+        changed = state_changed(previous.statuses, statuses) or (
+            memory and memory_changed(previous.statuses, statuses)
+        )
         if first or error is not None or previous.error is not None or changed:
             self._publish(Snapshot(previous.generation + 1, statuses, error, memory_refresh=memory))
         else:
@@ -276,23 +284,3 @@ class WatchHandle:
         while self._watcher._snapshot.generation <= generation:
             await self._watcher._published.wait()
         return self._watcher._snapshot
-
-
-def _worth_sending(last: UnitStatus | None, status: UnitStatus, follow_new: bool, memory: bool) -> bool:
-    """Whether a subscriber that last heard `last` of a unit should hear `status` now."""
-    if last is None:
-        return follow_new and status.installed
-    return last.change_key != status.change_key or (memory and last.memory_bytes != status.memory_bytes)
-
-
-def _state_changed(previous: Snapshot, statuses: Mapping[str, UnitStatus]) -> bool:
-    if previous.statuses.keys() != statuses.keys():
-        return True
-    return any(previous.statuses[name].change_key != s.change_key for name, s in statuses.items())
-
-
-def _memory_changed(previous: Snapshot, statuses: Mapping[str, UnitStatus]) -> bool:
-    return any(
-        name in previous.statuses and previous.statuses[name].memory_bytes != s.memory_bytes
-        for name, s in statuses.items()
-    )

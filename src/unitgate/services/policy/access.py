@@ -1,17 +1,20 @@
-"""Who is asking: roles and what each may do."""
+"""Who is asking, and what they may do: roles, and a token's scope of services and actions."""
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass
+
+from unitgate.services.systemd.units import UnitVerb
 
 
 class Role(enum.StrEnum):
     VIEWER = "viewer"  # queries and status subscriptions
-    OPERATOR = "operator"  # and actions (restart, reload) and logs
+    OPERATOR = "operator"  # and actions and logs
 
     def may_act(self) -> bool:
-        """Whether this role may restart or reload a service."""
+        """Whether this role may act on a service at all (which actions: the token's scope)."""
         return self is Role.OPERATOR
 
     def may_read_logs(self) -> bool:
@@ -21,8 +24,40 @@ class Role(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Actor:
-    """An authenticated caller as the audit log names it: never the token itself."""
+    """An authenticated caller as the audit log names it (never the token itself), with what its
+    token reaches: `services` None means every allowlisted one; `actions` is what it may do,
+    already cut to what the server offers (none for a viewer)."""
 
     name: str
     role: Role
     address: str | None = None
+    services: frozenset[str] | None = None
+    actions: frozenset[UnitVerb] = frozenset()
+
+    def sees(self, name: str) -> bool:
+        """Whether the token reaches this service: one outside is answered as if not allowlisted."""
+        return self.services is None or name in self.services
+
+    def may(self, verb: UnitVerb) -> bool:
+        return self.role.may_act() and verb in self.actions
+
+
+def scoped_actor(
+    name: str,
+    role: Role,
+    address: str | None,
+    enabled: Iterable[UnitVerb],
+    services: Iterable[str] | None = None,
+    actions: Iterable[str] | None = None,
+) -> Actor:
+    """The caller a token makes: its services (all by default) and its actions (for an operator,
+    all the server offers by default; for a viewer, none whatever the token says)."""
+    offered = frozenset(enabled)
+    granted = offered if actions is None else frozenset(UnitVerb(a) for a in actions) & offered
+    return Actor(
+        name=name,
+        role=role,
+        address=address,
+        services=None if services is None else frozenset(services),
+        actions=granted if role.may_act() else frozenset(),
+    )

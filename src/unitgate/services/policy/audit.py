@@ -27,6 +27,7 @@ OUTCOMES: dict[type[errors.UnitgateError], str] = {
     errors.RateLimited: "rate_limited",
     errors.ActionFailed: "failed",
     errors.ReloadNotSupported: "not_supported",
+    errors.ActionNotEnabled: "not_enabled",
     errors.JournalUnavailable: "journal_unavailable",
     errors.InvalidCursor: "invalid_cursor",
     errors.LogStreamLagged: "lagged",

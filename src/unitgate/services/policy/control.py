@@ -24,7 +24,7 @@ from unitgate.services.systemd.journal import Journal
 from unitgate.services.systemd.logs import LogEntry, check_cursor
 from unitgate.services.systemd.status import StateCounts, UnitStatus, count_states, distinct_units
 from unitgate.services.systemd.systemctl import Systemctl
-from unitgate.services.systemd.units import UnitVerb
+from unitgate.services.systemd.units import DEFAULT_ACTIONS, UnitVerb
 
 LogEvent = LogEntry | UnitgateError
 RECENT_LOG_LINES = 10  # carried by RestartFailed and ReloadFailed
@@ -51,6 +51,7 @@ class ServiceControl:
         followers: LogFollowers,
         guard: ActionGuard,
         audit: AuditLog,
+        enabled: frozenset[UnitVerb] = DEFAULT_ACTIONS,
     ) -> None:
         self.systemctl = systemctl
         self.reads = reads
@@ -59,6 +60,7 @@ class ServiceControl:
         self.followers = followers
         self.guard = guard
         self.audit = audit
+        self.enabled = enabled
         self._health: SingleFlight[str, str] = SingleFlight()
 
     @property
@@ -69,24 +71,29 @@ class ServiceControl:
         """Status of allowlisted `names` (checked first), in order, from one shared read."""
         return await self.reads.statuses(names)
 
-    async def list_installed(self) -> list[UnitStatus]:
-        """Every installed allowlisted unit once: an allowlisted alias of another allowlisted
-        name (mysql of mariadb) is left out here, and still answers by its own name."""
-        return distinct_units([status for status in await self.reads.read_all() if status.installed])
+    async def list_installed(self, actor: Actor) -> list[UnitStatus]:
+        """Every installed allowlisted unit in the caller's scope, once: an allowlisted alias of
+        another allowlisted name (mysql of mariadb) is left out here, and still answers by its
+        own name."""
+        statuses = await self.reads.read_all()
+        return distinct_units([s for s in statuses if s.installed and actor.sees(s.name)])
 
     @staticmethod
     def counts(statuses: Sequence[UnitStatus]) -> StateCounts:
         return count_states(statuses)
 
-    async def get(self, name: str) -> UnitStatus:
-        (status,) = await self.get_many([name])
+    async def get(self, name: str, actor: Actor) -> UnitStatus:
+        (status,) = await self.get_many([name], actor)
         if isinstance(status, UnitgateError):
             raise status
         return status
 
-    async def get_many(self, names: Sequence[str]) -> list[UnitStatus | UnitgateError]:
-        """One outcome per name, from at most one `systemctl show`: what a DataLoader needs."""
-        return await self.reads.get_many(names)
+    async def get_many(self, names: Sequence[str], actor: Actor) -> list[UnitStatus | UnitgateError]:
+        """One outcome per name, from at most one `systemctl show`: what a DataLoader needs. A
+        name outside the caller's scope is ServiceNotAllowed, as one outside the allowlist."""
+        reached = [name for name in names if actor.sees(name)]
+        found = dict(zip(reached, await self.reads.get_many(reached), strict=True)) if reached else {}
+        return [found[name] if name in found else errors.ServiceNotAllowed(name) for name in names]
 
     async def restart(self, name: str, actor: Actor) -> UnitStatus:
         return await self.act(UnitVerb.RESTART, name, actor)
@@ -95,12 +102,23 @@ class ServiceControl:
         """Reload a service whose unit says CanReload=yes; ReloadNotSupported elsewhere."""
         return await self.act(UnitVerb.RELOAD, name, actor)
 
+    async def start(self, name: str, actor: Actor) -> UnitStatus:
+        return await self.act(UnitVerb.START, name, actor)
+
+    async def stop(self, name: str, actor: Actor) -> UnitStatus:
+        """Stop a service; one already inactive is a success with its status, as for systemctl."""
+        return await self.act(UnitVerb.STOP, name, actor)
+
     async def act(self, verb: UnitVerb, name: str, actor: Actor) -> UnitStatus:
-        """Role, allowlist, lock and rate limit first; every attempt, refused or not, is audited."""
+        """Offered, in the caller's scope, allowed to it, then the lock and the rate limit; every
+        attempt, refused or not, is audited. Nothing runs for a refused one."""
         with self.audit.attempt(str(verb), name, actor):
-            if not actor.role.may_act():
-                raise errors.Forbidden(actor.role, f"{verb} services")
-            checked = self.allowlist.require(name)
+            if verb not in self.enabled:
+                raise errors.ActionNotEnabled(str(verb))
+            checked = self._require_service(name, actor)
+            if not actor.may(verb):
+                scoped = actor.role.may_act()  # an operator whose token leaves this action out
+                raise errors.Forbidden(actor.role, str(verb), actor.name if scoped else None)
             if verb is UnitVerb.RELOAD and not (await self.reads.installed(checked)).can_reload:
                 raise errors.ReloadNotSupported(checked)
             with self.guard.admit(checked):
@@ -149,11 +167,26 @@ class ServiceControl:
             yield failure
 
     def _require_log_access(self, name: str, actor: Actor) -> str:
+        checked = self._require_service(name, actor)
         if not actor.role.may_read_logs():
-            raise errors.Forbidden(actor.role, "read service logs")
-        return self.allowlist.require(name)
+            raise errors.Forbidden(actor.role, "logs")
+        return checked
 
-    async def status_events(self, names: Sequence[str] | None) -> AsyncGenerator[StatusEvent, None]:
+    def _require_service(self, name: str, actor: Actor) -> str:
+        """Allowlisted and within the caller's scope: outside either it is the same refusal, so a
+        scoped token learns nothing about the services it does not reach."""
+        checked = self.allowlist.require(name)
+        if not actor.sees(checked):
+            raise errors.ServiceNotAllowed(checked)
+        return checked
+
+    def visible(self, actor: Actor) -> list[str]:
+        """The allowlisted services the caller reaches, sorted."""
+        return [name for name in self.allowlist.sorted() if actor.sees(name)]
+
+    async def status_events(
+        self, names: Sequence[str] | None, actor: Actor
+    ) -> AsyncGenerator[StatusEvent, None]:
         """The current status of each requested service, then one event per change.
 
         `names=None` follows every installed service, and an empty list nothing, so that stream
@@ -163,11 +196,13 @@ class ServiceControl:
         if names is not None and not names:
             return
         try:
-            wanted = None if names is None else list(dict.fromkeys(map(self.allowlist.require, names)))
+            wanted = None
+            if names is not None:
+                wanted = list(dict.fromkeys(self._require_service(name, actor) for name in names))
         except UnitgateError as refused:
             yield refused
             return
-        changes = self.watcher.changes(wanted)
+        changes = self.watcher.changes(wanted, include=actor.sees)
         try:
             async for event in changes:
                 yield event

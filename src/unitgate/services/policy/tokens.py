@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
-from unitgate.services.policy.access import Actor, Role
+from unitgate.services.policy.access import Actor, Role, scoped_actor
+from unitgate.services.systemd.units import DEFAULT_ACTIONS, UnitVerb
 
 TOKEN_PREFIX = "ugt_"  # noqa: S105 (a prefix, not a secret)
 _TOKEN_BYTES = 32  # 256 bits
@@ -23,6 +25,10 @@ class TokenEntry(Protocol):
     def role(self) -> str: ...
     @property
     def sha256(self) -> str: ...
+    @property
+    def services(self) -> Sequence[str] | None: ...
+    @property
+    def actions(self) -> Sequence[str] | None: ...
 
 
 def new_token() -> str:
@@ -34,24 +40,50 @@ def token_sha256(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def config_snippet(name: str, role: Role, token: str) -> str:
-    return f'[[tokens]]\nname = "{name}"\nrole = "{role}"\nsha256 = "{token_sha256(token)}"\n'
+def config_snippet(
+    name: str,
+    role: Role,
+    token: str,
+    services: Sequence[str] | None = None,
+    actions: Sequence[str] | None = None,
+) -> str:
+    """The [[tokens]] entry for the config file: the token's hash, never the token."""
+    lines = ["[[tokens]]", f'name = "{name}"', f'role = "{role}"', f'sha256 = "{token_sha256(token)}"']
+    if services is not None:
+        lines.append(f"services = {json.dumps(list(services))}")
+    if actions is not None:
+        lines.append(f"actions = {json.dumps(list(actions))}")
+    return "\n".join(lines) + "\n"
 
 
 class Authenticator:
-    """Checks a presented token against the configured ones, in constant time."""
+    """Checks a presented token against the configured ones, in constant time, and makes the
+    caller it names with its scope. `open` (--insecure-no-auth): everyone is the anonymous
+    operator, with every action the server offers."""
 
-    def __init__(self, tokens: Iterable[TokenEntry]) -> None:
-        self._tokens = [(bytes.fromhex(token.sha256), token.name, Role(token.role)) for token in tokens]
+    def __init__(
+        self,
+        tokens: Iterable[TokenEntry],
+        enabled: Iterable[UnitVerb] = DEFAULT_ACTIONS,
+        *,
+        open: bool = False,
+    ) -> None:
+        self._tokens = [(bytes.fromhex(token.sha256), token) for token in tokens]
+        self.enabled = frozenset(enabled)
+        self.open = open
 
-    def __bool__(self) -> bool:
-        return bool(self._tokens)
+    def anonymous(self, address: str | None) -> Actor:
+        return scoped_actor("anonymous", Role.OPERATOR, address, self.enabled)
 
     def authenticate(self, token: str, address: str | None) -> Actor | None:
         presented = hashlib.sha256(token.encode("utf-8")).digest()
-        found: Actor | None = None
+        found: TokenEntry | None = None
         # Compare against every token, matched or not, so timing tells nothing about which.
-        for digest, name, role in self._tokens:
+        for digest, entry in self._tokens:
             if hmac.compare_digest(presented, digest):
-                found = Actor(name=name, role=role, address=address)
-        return found
+                found = entry
+        if found is None:
+            return None
+        return scoped_actor(
+            found.name, Role(found.role), address, self.enabled, found.services, found.actions
+        )

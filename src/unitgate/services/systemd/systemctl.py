@@ -12,6 +12,8 @@ from unitgate.services.errors import (
     ReloadFailed,
     RestartFailed,
     ServiceNotFound,
+    StartFailed,
+    StopFailed,
     SystemdUnavailable,
 )
 from unitgate.services.systemd.allowlist import Allowlist
@@ -31,6 +33,8 @@ _MESSAGE_CAP = 2000
 _FAILURES: dict[UnitVerb, type[ActionFailed]] = {
     UnitVerb.RESTART: RestartFailed,
     UnitVerb.RELOAD: ReloadFailed,
+    UnitVerb.START: StartFailed,
+    UnitVerb.STOP: StopFailed,
 }
 
 

@@ -19,6 +19,12 @@ class UnitVerb(enum.StrEnum):
 
     RESTART = "restart"
     RELOAD = "reload"
+    START = "start"
+    STOP = "stop"
+
+
+# What a server offers unless its configuration says more (`actions`).
+DEFAULT_ACTIONS: frozenset[UnitVerb] = frozenset({UnitVerb.RESTART, UnitVerb.RELOAD})
 
 
 def unit_for(name: str) -> str:
