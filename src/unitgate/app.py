@@ -38,6 +38,7 @@ from unitgate.view.auth import authenticate
 from unitgate.view.auth_gate import AuthGate
 from unitgate.view.body_limit import BodyLimit
 from unitgate.view.graphql import UnitgateGraphQL
+from unitgate.view.metrics import Metrics, metrics_endpoint
 from unitgate.view.ws_admission import AdmissionLimits, WebSocketAdmission, WebSocketGate
 from unitgate.view.ws_shortcut import WebSocketShortcut
 
@@ -80,6 +81,7 @@ def build_control(
         guard=guard,
         audit=AuditLog(Path(settings.audit_file) if settings.audit_file else None),
         enabled=settings.enabled_actions(),
+        runner=runner,
     )
 
 
@@ -87,6 +89,7 @@ def create_app(settings: Settings, control: ServiceControl | None = None) -> Sta
     control = control if control is not None else build_control(settings)
     # Open only with the CLI's loopback-checked --insecure-no-auth: everyone the anonymous operator.
     authenticator = Authenticator(settings.tokens, settings.enabled_actions(), open=settings.insecure_no_auth)
+    metrics = Metrics(settings.instance_name)
     schema = build_schema(
         DocumentLimits(
             max_depth=settings.max_query_depth,
@@ -94,7 +97,8 @@ def create_app(settings: Settings, control: ServiceControl | None = None) -> Sta
             max_tokens=settings.max_tokens,
             max_fields=settings.max_query_fields,
             max_log_lines=settings.max_log_lines_per_request,
-        )
+        ),
+        observe=metrics.operation_finished,
     )
     assets_dir = (
         Path(settings.graphiql_assets_dir) if settings.graphiql_assets_dir else graphiql_assets.DEFAULT_DIR
@@ -175,6 +179,11 @@ def create_app(settings: Settings, control: ServiceControl | None = None) -> Sta
                 ),
             ),
             Route("/healthz", healthz, methods=["GET"]),
+            Route(
+                "/metrics",
+                metrics_endpoint(metrics, control, authenticator, settings.metrics_public, admission),
+                methods=["GET"],
+            ),
             Mount(
                 graphiql_assets.URL_PREFIX.rstrip("/"),
                 StaticFiles(directory=assets_dir, check_dir=False),

@@ -96,6 +96,10 @@ class Settings(BaseModel):
     insecure_no_auth: bool = False
     allowed_origins: tuple[str, ...] = Field(default=(), strict=False)
     audit_file: str | None = None
+    metrics_public: bool = Field(default=False, description="/metrics without a token")
+    instance_name: str | None = Field(
+        default=None, max_length=253, description="an instance_name label on every service series"
+    )
 
     action_limit: Limit = Field(default=3, description="actions on one service per action_window")
     action_window: Seconds = 60.0

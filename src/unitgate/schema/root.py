@@ -28,6 +28,7 @@ from unitgate.schema.limits import (
     document_cost_rule,
     log_line_budget,
 )
+from unitgate.schema.observed import Observe, operation_observer
 from unitgate.schema.scalars import SCALAR_MAP
 
 
@@ -158,7 +159,7 @@ class UnitgateSchema(strawberry.Schema):
         log_errors(errors, execution_context)
 
 
-def build_schema(limits: DocumentLimits | None = None) -> strawberry.Schema:
+def build_schema(limits: DocumentLimits | None = None, observe: Observe | None = None) -> strawberry.Schema:
     limits = limits or DocumentLimits()
     # The rule classes are made once, so that a dashboard's repeated document hits the validation
     # cache (keyed by document and rules) instead of being validated every time. They replace
@@ -181,6 +182,7 @@ def build_schema(limits: DocumentLimits | None = None) -> strawberry.Schema:
             lambda: ValidationCache(maxsize=256),
             lambda: MaskErrors(should_mask_error=_should_mask),
             log_line_budget(limits.max_log_lines),
+            *([operation_observer(observe)] if observe is not None else []),
         ],
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
     )

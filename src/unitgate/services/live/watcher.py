@@ -80,6 +80,8 @@ class StatusWatcher:
         self._wake = asyncio.Event()
         self._ready = asyncio.Event()
         self._signalled = False
+        # A signal or a refresh since the read behind the current snapshot started.
+        self._stale = True
         self._watchers = 0
         self._task: asyncio.Task[None] | None = None
         self.reads = 0
@@ -97,14 +99,24 @@ class StatusWatcher:
     def watchers(self) -> int:
         return self._watchers
 
+    def fresh_statuses(self) -> Mapping[str, UnitStatus] | None:
+        """The latest read, when systemd's signals vouch that nothing changed since (events mode,
+        no signal pending, no failed read); None otherwise, and the caller reads for itself.
+        Memory may be up to memory_interval old: it has no change signal."""
+        snapshot = self._snapshot
+        fresh = self.mode is Mode.EVENTS and self._ready.is_set() and not self._stale
+        return snapshot.statuses if fresh and snapshot.error is None else None
+
     def refresh(self) -> None:
         """Read again now (after a restart, say); a no-op when nobody watches."""
         if self._task is not None:
+            self._stale = True
             self._wake.set()
 
     def signal(self, name: str) -> None:
         """A unit changed: read soon, together with whatever else changes in the same burst."""
         if self._task is not None and self._accept_signal(name):
+            self._stale = True
             self._signalled = True
             self._wake.set()
 
@@ -243,6 +255,7 @@ class StatusWatcher:
 
     async def _read_once(self, memory: bool) -> None:
         self.reads += 1
+        self._stale = False  # a signal during this read makes it stale again
         previous = self._snapshot
         try:
             statuses = {status.name: status for status in await self._read_all()}

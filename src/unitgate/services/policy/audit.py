@@ -7,6 +7,7 @@ import json
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -76,10 +77,12 @@ class AuditLog:
         self.path = path
         self._stream = stream
         self._lock = threading.Lock()
+        self.outcomes: Counter[tuple[str, str]] = Counter()  # (action, outcome), for /metrics
 
     def record(self, record: AuditRecord) -> None:
         line = record.to_json() + "\n"
         with self._lock:
+            self.outcomes[record.action, record.outcome] += 1
             stream = self._stream if self._stream is not None else sys.stderr
             stream.write(line)
             stream.flush()

@@ -22,6 +22,7 @@ from unitgate.services.policy.guard import ActionGuard
 from unitgate.services.systemd.allowlist import Allowlist
 from unitgate.services.systemd.journal import Journal
 from unitgate.services.systemd.logs import LogEntry, check_cursor
+from unitgate.services.systemd.runner import ProcessRunner
 from unitgate.services.systemd.status import StateCounts, UnitStatus, count_states, distinct_units
 from unitgate.services.systemd.systemctl import Systemctl
 from unitgate.services.systemd.units import DEFAULT_ACTIONS, UnitVerb
@@ -52,6 +53,7 @@ class ServiceControl:
         guard: ActionGuard,
         audit: AuditLog,
         enabled: frozenset[UnitVerb] = DEFAULT_ACTIONS,
+        runner: ProcessRunner | None = None,
     ) -> None:
         self.systemctl = systemctl
         self.reads = reads
@@ -61,6 +63,8 @@ class ServiceControl:
         self.guard = guard
         self.audit = audit
         self.enabled = enabled
+        self.runner = runner if runner is not None else ProcessRunner({})  # its counters, for /metrics
+        self.streams = 0  # subscriptions open now (status and logs), for /metrics
         self._health: SingleFlight[str, str] = SingleFlight()
 
     @property
@@ -70,6 +74,15 @@ class ServiceControl:
     async def statuses(self, names: Sequence[str]) -> list[UnitStatus]:
         """Status of allowlisted `names` (checked first), in order, from one shared read."""
         return await self.reads.statuses(names)
+
+    async def current(self, actor: Actor) -> list[UnitStatus]:
+        """What /metrics reports: the installed units in the caller's scope, once each, from the
+        watcher's signal-kept state when it has one, else from one shared read."""
+        fresh = self.watcher.fresh_statuses()
+        statuses = list(fresh.values()) if fresh is not None else await self.reads.read_all()
+        return distinct_units(
+            sorted((s for s in statuses if s.installed and actor.sees(s.name)), key=lambda s: s.name)
+        )
 
     async def list_installed(self, actor: Actor) -> list[UnitStatus]:
         """Every installed allowlisted unit in the caller's scope, once: an allowlisted alias of
@@ -159,12 +172,15 @@ class ServiceControl:
         except UnitgateError as refused:
             yield refused
             return
+        self.streams += 1
         try:
             async with self.followers.follow(checked, after_cursor) as subscription:
                 async for item in subscription:
                     yield item
         except UnitgateError as failure:
             yield failure
+        finally:
+            self.streams -= 1
 
     def _require_log_access(self, name: str, actor: Actor) -> str:
         checked = self._require_service(name, actor)
@@ -203,10 +219,12 @@ class ServiceControl:
             yield refused
             return
         changes = self.watcher.changes(wanted, include=actor.sees)
+        self.streams += 1
         try:
             async for event in changes:
                 yield event
         finally:
+            self.streams -= 1
             await changes.aclose()
 
     async def health(self) -> Health:

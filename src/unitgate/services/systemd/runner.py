@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -90,6 +91,7 @@ class ProcessRunner:
         self._output_cap = output_cap
         self.slots = slots or ProcessSlots()
         self.spawned = 0
+        self.seconds = 0.0  # spent in `run` children, for /metrics
 
     async def _spawn(self, argv: Sequence[str], stderr: int, limit: int) -> asyncio.subprocess.Process:
         if not isinstance(argv, list | tuple) or not argv or not all(isinstance(a, str) for a in argv):
@@ -112,7 +114,11 @@ class ProcessRunner:
     async def run(self, argv: Sequence[str], *, timeout: float) -> CompletedCommand:
         """Run to completion under one of the shared slots (ServerBusy when none can be had)."""
         async with self.slots.slot():
-            return await self._run(argv, timeout)
+            started = time.monotonic()
+            try:
+                return await self._run(argv, timeout)
+            finally:
+                self.seconds += time.monotonic() - started
 
     async def _run(self, argv: Sequence[str], timeout: float) -> CompletedCommand:
         process = await self._spawn(argv, asyncio.subprocess.PIPE, _READ_CHUNK)

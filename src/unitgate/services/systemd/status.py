@@ -22,6 +22,7 @@ SHOW_PROPERTIES: tuple[str, ...] = (
     "NRestarts",
     "UnitFileState",
     "CanReload",
+    "CPUUsageNSec",
 )
 
 # systemd's "no value" for a 64-bit counter on versions that print it raw instead of "[not set]".
@@ -52,6 +53,7 @@ class UnitStatus:
     restart_count: int | None
     unit_file_state: str | None
     can_reload: bool
+    cpu_nsec: int | None = None  # CPUUsageNSec; None where systemd does not account CPU
 
     @property
     def installed(self) -> bool:
@@ -167,6 +169,7 @@ def _status_from_block(name: str, props: Mapping[str, str], clock: ClockReading)
         restart_count=_optional_int(props.get("NRestarts")),
         unit_file_state=props.get("UnitFileState") or None,
         can_reload=props.get("CanReload") == "yes",
+        cpu_nsec=parse_counter(props.get("CPUUsageNSec")),
     )
 
 
@@ -179,6 +182,12 @@ def parse_memory(value: str | None) -> int | None:
     if number is None or number == 0 or number >= _UINT64_UNSET:
         return None
     return number
+
+
+def parse_counter(value: str | None) -> int | None:
+    """A 64-bit counter such as CPUUsageNSec, or None where systemd does not know it."""
+    number = _optional_int(value)
+    return None if number is None or number >= _UINT64_UNSET else number
 
 
 def parse_timestamp(value: str | None) -> datetime | None:
