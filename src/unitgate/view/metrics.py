@@ -14,11 +14,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from unitgate.services.errors import UnitgateError
-from unitgate.services.live.watcher import Mode
 from unitgate.services.policy.access import Actor
-from unitgate.services.policy.control import ServiceControl
+from unitgate.services.policy.control import WATCHER_MODES, ServiceControl, UnitStatus
 from unitgate.services.policy.tokens import Authenticator
-from unitgate.services.systemd.status import UnitStatus
 from unitgate.view.auth import authenticate, client_address
 from unitgate.view.auth_gate import unauthorized
 
@@ -34,7 +32,7 @@ class _Scrape(Collector):
         self.statuses: list[UnitStatus] = []
         self.gauges: dict[str, tuple[str, float]] = {}
         self.counters: dict[str, tuple[str, float]] = {}
-        self.watcher_mode = str(Mode.IDLE)
+        self.watcher_mode = "idle"
         self.actions: dict[tuple[str, str], int] = {}
 
     def collect(self) -> Iterator[Metric]:
@@ -80,8 +78,8 @@ class _Scrape(Collector):
         mode = GaugeMetricFamily(
             "unitgate_watcher_mode", "1 for how the watcher learns of changes now.", labels=["mode"]
         )
-        for name in Mode:
-            mode.add_metric([str(name)], 1.0 if self.watcher_mode == name else 0.0)
+        for name in WATCHER_MODES:
+            mode.add_metric([name], 1.0 if self.watcher_mode == name else 0.0)
         yield mode
         for name, (help_text, value) in self.gauges.items():
             yield GaugeMetricFamily(name, help_text, value=value)

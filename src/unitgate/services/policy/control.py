@@ -15,7 +15,7 @@ from unitgate.services.errors import UnitgateError
 from unitgate.services.live.log_follower import LogFollowers
 from unitgate.services.live.reads import StatusReads
 from unitgate.services.live.singleflight import SingleFlight
-from unitgate.services.live.watcher import StatusEvent, StatusWatcher
+from unitgate.services.live.watcher import Mode, StatusEvent, StatusWatcher
 from unitgate.services.policy.access import Actor
 from unitgate.services.policy.audit import AuditLog
 from unitgate.services.policy.guard import ActionGuard
@@ -30,7 +30,18 @@ from unitgate.services.systemd.units import DEFAULT_ACTIONS, UnitVerb
 LogEvent = LogEntry | UnitgateError
 RECENT_LOG_LINES = 10  # carried by RestartFailed and ReloadFailed
 
-__all__ = ["RECENT_LOG_LINES", "Health", "LogEvent", "ServiceControl", "StatusEvent"]
+__all__ = [
+    "RECENT_LOG_LINES",
+    "WATCHER_MODES",
+    "Health",
+    "LogEvent",
+    "ServiceControl",
+    "StatusEvent",
+    "UnitStatus",
+]
+
+# How the watcher can learn of changes: what /metrics reports, one series each.
+WATCHER_MODES: tuple[str, ...] = tuple(str(mode) for mode in Mode)
 
 
 @dataclass(frozen=True, slots=True)
