@@ -9,7 +9,6 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
     AddValidationRules,
-    MaskErrors,
     MaxTokensLimiter,
     ParserCache,
     ValidationCache,
@@ -21,6 +20,7 @@ from strawberry.types.graphql import OperationType
 
 from unitgate import resolvers
 from unitgate.schema import errors, results, types
+from unitgate.schema.error_codes import CodedErrors, with_code
 from unitgate.schema.error_log import log_errors
 from unitgate.schema.limits import (
     DocumentLimits,
@@ -120,9 +120,12 @@ class UnitgateSchema(strawberry.Schema):
         allowed = set(allowed_operation_types or DEFAULT_ALLOWED_OPERATION_TYPES) - {
             OperationType.SUBSCRIPTION
         }
-        return await super().execute(
+        result = await super().execute(
             query, variable_values, context_value, root_value, operation_name, allowed, operation_extensions
         )
+        for error in result.errors or ():
+            with_code(error)
+        return result
 
     async def subscribe(
         self,
@@ -180,7 +183,7 @@ def build_schema(limits: DocumentLimits | None = None, observe: Observe | None =
             lambda: ParserCache(maxsize=256),
             lambda: AddValidationRules(rules),
             lambda: ValidationCache(maxsize=256),
-            lambda: MaskErrors(should_mask_error=_should_mask),
+            lambda: CodedErrors(should_mask_error=_should_mask),
             log_line_budget(limits.max_log_lines),
             *([operation_observer(observe)] if observe is not None else []),
         ],
