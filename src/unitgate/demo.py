@@ -11,7 +11,9 @@ from unitgate.sandbox import UserManagerSandbox
 DEMO_UNITS: dict[str, str] = {
     "nginx.service": (
         "[Unit]\nDescription=nginx (unitgate demo)\nStartLimitIntervalSec=0\n"
-        "[Service]\nExecStart=/bin/sh -c 'while :; do echo \"GET / 200\"; sleep 10; done'\n"
+        # Like nginx itself, SIGHUP means "read the configuration again", not "die".
+        '[Service]\nExecStart=/bin/sh -c \'trap "echo reloaded" HUP; '
+        'while :; do echo "GET / 200"; sleep 10 & wait; done\'\n'
         "ExecReload=/bin/kill -HUP $MAINPID\n"
     ),
     "php8.2-fpm.service": (

@@ -127,6 +127,11 @@ class Systemctl:
             raise ServiceNotFound(checked)
         if result.returncode != 0:
             raise _FAILURES[verb](checked, result.returncode, _message(result))
+        if left_down(verb, status):
+            # systemd finished the job, and the unit is dead all the same (a reload that killed
+            # its main process, say): that is no success to show on a dashboard.
+            detail = f"systemctl finished, but the unit is {status.active_state} ({status.sub_state})"
+            raise _FAILURES[verb](checked, result.returncode, detail)
         return status
 
     async def manager_version(self) -> str:
@@ -143,6 +148,11 @@ class Systemctl:
     async def _run(self, argv: list[str], verb: str, timeout: float) -> CompletedCommand:
         with service_errors(f"systemctl {verb}", SystemdUnavailable):
             return await self._runner.run(argv, timeout=timeout)
+
+
+def left_down(verb: UnitVerb, status: UnitStatus) -> bool:
+    """Whether an action that should leave the unit running left it inactive or failed."""
+    return verb is not UnitVerb.STOP and status.active_state in ("inactive", "failed")
 
 
 def _first_line(result: CompletedCommand) -> str:

@@ -1,0 +1,60 @@
+"""Outcomes that do not hide a dead service: an action systemd completes, that leaves the unit
+dead, is a failure with the unit's state and its last log lines."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.helpers import OPERATOR
+from unitgate.sandbox import UserManagerSandbox
+from unitgate.services.errors import ReloadFailed
+from unitgate.services.policy.control import ServiceControl
+
+SELF_KILLING = "netdata"  # allowlisted, and no other test's
+UNIT = (
+    "[Unit]\nDescription=Test service whose reload kills it\n"
+    "[Service]\nExecStart=/bin/sleep infinity\nExecReload=/bin/kill -TERM $MAINPID\n"
+)
+
+
+@pytest.fixture
+def self_killing_unit(sandbox: UserManagerSandbox) -> Iterator[str]:
+    path = sandbox.unit_dir / f"{SELF_KILLING}.service"
+    path.write_text(UNIT)
+    sandbox.systemctl("daemon-reload")
+    sandbox.systemctl("start", f"{SELF_KILLING}.service")
+    try:
+        yield SELF_KILLING
+    finally:
+        sandbox.systemctl("stop", f"{SELF_KILLING}.service", check=False)
+        path.unlink()
+        sandbox.systemctl("daemon-reload")
+        sandbox.systemctl("reset-failed", check=False)
+
+
+async def test_a_reload_that_kills_the_service_is_a_failure(
+    control: ServiceControl, self_killing_unit: str
+) -> None:
+    with pytest.raises(ReloadFailed) as failed:
+        await control.reload(self_killing_unit, OPERATOR)
+    assert failed.value.exit_code == 0  # systemctl itself was content
+    assert "the unit is inactive" in str(failed.value) or "the unit is failed" in str(failed.value)
+
+
+async def test_a_reload_that_keeps_it_running_is_a_success(control: ServiceControl) -> None:
+    from tests.units import HEALTHY
+
+    status = await control.reload(HEALTHY, OPERATOR)
+    assert status.active_state == "active"
+
+
+def test_the_demo_nginx_survives_a_reload(own_systemd: None) -> None:
+    from unitgate.demo import demo_sandbox
+
+    with demo_sandbox() as demo:
+        before = demo.show("nginx.service", "MainPID")["MainPID"]
+        demo.systemctl("reload", "nginx.service")
+        after = demo.show("nginx.service", "MainPID", "ActiveState")
+    assert after == {"MainPID": before, "ActiveState": "active"}
