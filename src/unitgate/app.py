@@ -6,6 +6,7 @@ import contextlib
 import gc
 import logging
 import os
+import socket
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
@@ -82,6 +83,7 @@ def build_control(
         audit=AuditLog(Path(settings.audit_file) if settings.audit_file else None),
         enabled=settings.enabled_actions(),
         runner=runner,
+        instance_name=settings.instance_name or socket.gethostname(),
     )
 
 

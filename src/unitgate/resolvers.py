@@ -90,7 +90,7 @@ async def services(info: Info) -> results.ServicesResult:
     statuses = await info.context.control.list_installed(info.context.require_actor())
     counts = info.context.control.counts(statuses)
     return types.ServiceList(
-        services=[types.ServiceStatus.from_unit(s) for s in statuses],
+        services=[shown(info, s) for s in statuses],
         total=counts.total,
         active=counts.active,
         failed=counts.failed,
@@ -106,31 +106,44 @@ async def service(info: Info, name: str) -> results.ServiceResult:
     status = await info.context.status_loader.load(name)
     if isinstance(status, UnitgateError):
         raise status
-    return types.ServiceStatus.from_unit(status)
+    return shown(info, status)
 
 
 @typed_errors
 async def restart_service(info: Info, name: str) -> results.RestartServiceResult:
     status = await info.context.control.restart(name, info.context.require_actor())
-    return types.RestartSucceeded(service=types.ServiceStatus.from_unit(status))
+    return types.RestartSucceeded(service=shown(info, status))
 
 
 @typed_errors
 async def reload_service(info: Info, name: str) -> results.ReloadServiceResult:
     status = await info.context.control.reload(name, info.context.require_actor())
-    return types.ReloadSucceeded(service=types.ServiceStatus.from_unit(status))
+    return types.ReloadSucceeded(service=shown(info, status))
 
 
 @typed_errors
 async def start_service(info: Info, name: str) -> results.StartServiceResult:
     status = await info.context.control.start(name, info.context.require_actor())
-    return types.StartSucceeded(service=types.ServiceStatus.from_unit(status))
+    return types.StartSucceeded(service=shown(info, status))
 
 
 @typed_errors
 async def stop_service(info: Info, name: str) -> results.StopServiceResult:
     status = await info.context.control.stop(name, info.context.require_actor())
-    return types.StopSucceeded(service=types.ServiceStatus.from_unit(status))
+    return types.StopSucceeded(service=shown(info, status))
+
+
+def shown(info: Info, status: UnitStatus) -> types.ServiceStatus:
+    """A status as this instance shows it (its id names the instance)."""
+    return types.ServiceStatus.from_unit(status, info.context.control.instance_name)
+
+
+async def instance(info: Info) -> types.Instance:
+    info.context.require_actor()
+    control = info.context.control
+    return types.Instance(
+        name=control.instance_name, systemd_version=await control.manager_version(), scope=control.scope
+    )
 
 
 def me(info: Info) -> types.Me:
@@ -164,6 +177,6 @@ async def service_status_changed(
     info: Info, names: list[str] | None = None
 ) -> AsyncGenerator[results.ServiceStatusEvent, None]:
     events = info.context.control.status_events(names, info.context.require_actor())
-    async with contextlib.aclosing(stream(events, types.ServiceStatus.from_unit)) as statuses:
+    async with contextlib.aclosing(stream(events, functools.partial(shown, info))) as statuses:
         async for status in statuses:
             yield status

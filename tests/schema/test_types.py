@@ -17,6 +17,8 @@ from unitgate.services.systemd.status import UnitStatus
 class BrokenControl:
     """Raises what no resolver expects, as a bug in the services layer would."""
 
+    instance_name = "test-host"
+
     async def list_installed(self, actor: Any) -> Any:
         raise RuntimeError("secret detail: /etc/shadow line 3")
 

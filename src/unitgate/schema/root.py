@@ -41,6 +41,9 @@ class Query:
     service: results.ServiceResult = strawberry.field(
         resolver=resolvers.service, description="One allowlisted service by name."
     )
+    instance: types.Instance = strawberry.field(
+        resolver=resolvers.instance, description="This unitgate: its name, systemd's version, its scope."
+    )
     me: types.Me = strawberry.field(
         resolver=resolvers.me,
         description="Who the caller is and what it may do: show only the buttons that will work.",

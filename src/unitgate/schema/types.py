@@ -13,6 +13,12 @@ from unitgate.services.systemd.status import UnitStatus
 
 @strawberry.type(description="The state of one allowlisted systemd service.")
 class ServiceStatus:
+    id: strawberry.ID = strawberry.field(
+        description=(
+            "Opaque; stable for one service on one unitgate instance and distinct across instances, "
+            "so normalized caches (Apollo, urql) merge live events into lists."
+        )
+    )
     name: str = strawberry.field(description="The allowlisted name, without '.service'.")
     unit: str = strawberry.field(
         description=(
@@ -41,6 +47,22 @@ class ServiceStatus:
     can_reload: bool = strawberry.field(
         description="CanReload: whether reloadService works here (show the button)."
     )
+    result: str | None = strawberry.field(
+        description=(
+            "systemd's Result, why the unit last stopped: success, exit-code, signal, core-dump, "
+            "timeout, oom-kill, start-limit-hit, ..."
+        )
+    )
+    main_exit_status: int | None = strawberry.field(
+        description=(
+            "The last main process's exit status, or its signal number when it was killed (see "
+            "result); null while it runs or when none has ended."
+        )
+    )
+    cpu_seconds: float | None = strawberry.field(
+        description="CPU time used (CPUUsageNSec); null when systemd does not account CPU."
+    )
+    tasks: int | None = strawberry.field(description="TasksCurrent; null when not accounted.")
 
     @strawberry.field(description="Seconds since activeSince, at the time of the answer.")
     def uptime_seconds(self) -> int | None:
@@ -49,8 +71,9 @@ class ServiceStatus:
         return max(0, int((datetime.now(UTC) - self.active_since).total_seconds()))
 
     @classmethod
-    def from_unit(cls, status: UnitStatus) -> ServiceStatus:
+    def from_unit(cls, status: UnitStatus, instance: str) -> ServiceStatus:
         return cls(
+            id=strawberry.ID(f"{instance}/{status.name}"),
             name=status.name,
             unit=status.unit_id,
             active=status.active,
@@ -64,6 +87,10 @@ class ServiceStatus:
             restart_count=status.restart_count,
             unit_file_state=status.unit_file_state,
             can_reload=status.can_reload,
+            result=status.result,
+            main_exit_status=status.main_exit_status,
+            cpu_seconds=None if status.cpu_nsec is None else status.cpu_nsec / 1e9,
+            tasks=status.tasks,
         )
 
 
@@ -119,6 +146,13 @@ class StartSucceeded:
 @strawberry.type(description="The stop's job finished (or the unit was already inactive).")
 class StopSucceeded:
     service: ServiceStatus
+
+
+@strawberry.type(description="This unitgate: what a dashboard of several servers labels it with.")
+class Instance:
+    name: str = strawberry.field(description="instance_name in the config, else the host name.")
+    systemd_version: str | None = strawberry.field(description="Null when no manager answers.")
+    scope: str = strawberry.field(description="system or user: which systemd manager it talks to.")
 
 
 @strawberry.type(description="The caller, as this server sees its token: what a dashboard may show.")

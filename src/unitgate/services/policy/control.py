@@ -65,6 +65,7 @@ class ServiceControl:
         audit: AuditLog,
         enabled: frozenset[UnitVerb] = DEFAULT_ACTIONS,
         runner: ProcessRunner | None = None,
+        instance_name: str = "unitgate",
     ) -> None:
         self.systemctl = systemctl
         self.reads = reads
@@ -74,6 +75,7 @@ class ServiceControl:
         self.guard = guard
         self.audit = audit
         self.enabled = enabled
+        self.instance_name = instance_name
         self.runner = runner if runner is not None else ProcessRunner({})  # its counters, for /metrics
         self.streams = 0  # subscriptions open now (status and logs), for /metrics
         self._health: SingleFlight[str, str] = SingleFlight()
@@ -237,6 +239,17 @@ class ServiceControl:
         finally:
             self.streams -= 1
             await changes.aclose()
+
+    @property
+    def scope(self) -> str:
+        return str(self.systemctl.options.scope)
+
+    async def manager_version(self) -> str | None:
+        """systemd's version (one process however many ask at once); None when none answers."""
+        try:
+            return await self._health.do("version", self.systemctl.manager_version)
+        except UnitgateError:
+            return None
 
     async def health(self) -> Health:
         """Whether systemctl reaches the manager (one process however many ask at once), and

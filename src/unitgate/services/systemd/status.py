@@ -23,7 +23,14 @@ SHOW_PROPERTIES: tuple[str, ...] = (
     "UnitFileState",
     "CanReload",
     "CPUUsageNSec",
+    "Result",
+    "ExecMainCode",
+    "ExecMainStatus",
+    "TasksCurrent",
 )
+# ExecMainCode: how the last main process ended (siginfo's CLD_EXITED, CLD_KILLED, CLD_DUMPED);
+# 0 while it runs or when none ran.
+_MAIN_ENDED = frozenset({1, 2, 3})
 
 # systemd's "no value" for a 64-bit counter on versions that print it raw instead of "[not set]".
 _UINT64_UNSET = 2**64 - 1
@@ -54,6 +61,9 @@ class UnitStatus:
     unit_file_state: str | None
     can_reload: bool
     cpu_nsec: int | None = None  # CPUUsageNSec; None where systemd does not account CPU
+    result: str | None = None  # systemd's Result: success, exit-code, signal, core-dump, timeout, ...
+    main_exit_status: int | None = None  # the last main process's exit status or signal number
+    tasks: int | None = None  # TasksCurrent; None where not accounted
 
     @property
     def installed(self) -> bool:
@@ -170,7 +180,17 @@ def _status_from_block(name: str, props: Mapping[str, str], clock: ClockReading)
         unit_file_state=props.get("UnitFileState") or None,
         can_reload=props.get("CanReload") == "yes",
         cpu_nsec=parse_counter(props.get("CPUUsageNSec")),
+        result=props.get("Result") or None,
+        main_exit_status=_main_exit_status(props),
+        tasks=parse_counter(props.get("TasksCurrent")),
     )
+
+
+def _main_exit_status(props: Mapping[str, str]) -> int | None:
+    """ExecMainStatus once a main process has ended (exit status, or signal number when killed)."""
+    if _optional_int(props.get("ExecMainCode")) not in _MAIN_ENDED:
+        return None
+    return _optional_int(props.get("ExecMainStatus"))
 
 
 def parse_memory(value: str | None) -> int | None:
