@@ -75,8 +75,8 @@ async def test_why_a_service_stopped(
         want = expected_from_show(sandbox, name)
         if name == HEALTHY and want["cpuSeconds"] is not None:
             # A running unit's CPU time moves between the two reads: near enough is the same.
-            assert got.pop("cpuSeconds") == pytest.approx(want.pop("cpuSeconds"), abs=0.05)
-            want.pop("cpuSeconds", None)
+            assert got["cpuSeconds"] == pytest.approx(want["cpuSeconds"], abs=0.05)
+            want["cpuSeconds"] = got["cpuSeconds"]
         assert {k: got[k] for k in want} == want
         assert (got["activeState"], got["result"], got["mainExitStatus"]) == (state, result, status)
 
@@ -90,10 +90,7 @@ async def test_ids_are_stable_and_name_the_instance(server: RunningServer) -> No
     host = socket.gethostname()
     assert first["instance"]["name"] == host
     assert first["instance"]["scope"] == "user"
-    assert (
-        first["instance"]["systemdVersion"].split(".")[0].isdigit()
-        or first["instance"]["systemdVersion"][:3].isdigit()
-    )
+    assert first["instance"]["systemdVersion"][:3].isdigit()  # "252.39-1~deb12u2", say
     ids = [service["id"] for service in first["services"]["services"]]
     assert ids == [f"{host}/{service['name']}" for service in first["services"]["services"]]
     assert len(set(ids)) == len(ids)
