@@ -40,6 +40,7 @@ from unitgate.view.auth_gate import AuthGate
 from unitgate.view.body_limit import BodyLimit
 from unitgate.view.graphql import UnitgateGraphQL
 from unitgate.view.metrics import Metrics, metrics_endpoint
+from unitgate.view.trusted_documents import TrustedDocuments, TrustedDocumentsGate, load_manifest
 from unitgate.view.ws_admission import AdmissionLimits, WebSocketAdmission, WebSocketGate
 from unitgate.view.ws_shortcut import WebSocketShortcut
 
@@ -115,6 +116,8 @@ def create_app(settings: Settings, control: ServiceControl | None = None) -> Sta
             assets_dir,
             len(absent),
         )
+    manifest = load_manifest(Path(settings.trusted_documents)) if settings.trusted_documents else {}
+    trusted = TrustedDocuments(manifest, only=settings.trusted_documents_only)
     admission = WebSocketAdmission(
         AdmissionLimits(
             connections=settings.max_websocket_connections,
@@ -130,6 +133,7 @@ def create_app(settings: Settings, control: ServiceControl | None = None) -> Sta
         max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
         connection_init_timeout=settings.connection_init_timeout,
         admission=admission,
+        trusted=trusted,
         offline_ide=not absent,
     )
 
@@ -177,7 +181,12 @@ def create_app(settings: Settings, control: ServiceControl | None = None) -> Sta
             Route(
                 "/graphql",
                 AuthGate(
-                    BodyLimit(graphql, settings.max_body_bytes, settings.body_read_timeout), authenticator
+                    BodyLimit(
+                        TrustedDocumentsGate(graphql, trusted, settings.max_body_bytes),
+                        settings.max_body_bytes,
+                        settings.body_read_timeout,
+                    ),
+                    authenticator,
                 ),
             ),
             Route("/healthz", healthz, methods=["GET"]),

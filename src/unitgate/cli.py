@@ -219,6 +219,27 @@ def installed_config(given: Path | None) -> Path | None:
     return given
 
 
+def _documents(args: argparse.Namespace) -> int:
+    import json
+
+    from graphql import GraphQLError, parse
+
+    from unitgate.view.trusted_documents import document_hash
+
+    manifest: dict[str, str] = {}
+    for path in args.files:
+        try:
+            text = path.read_text(encoding="utf-8")
+            parse(text)
+        except OSError as error:
+            raise UsageError(f"cannot read {path}: {error.strerror or error}") from None
+        except GraphQLError as error:
+            raise UsageError(f"{path} is not a GraphQL document: {error.message}") from None
+        manifest[document_hash(text)] = text
+    print(json.dumps(manifest, indent=2, sort_keys=True))
+    return 0
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "serve": _serve,
     "demo": _demo,
@@ -229,6 +250,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "polkit-rule": _privilege,
     "setup": _setup,
     "doctor": _doctor,
+    "documents": _documents,
 }
 
 

@@ -41,6 +41,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
 
     commands.add_parser("schema", help="print the GraphQL schema (SDL)")
+    documents = commands.add_parser(
+        "documents",
+        help="print a trusted-documents manifest for .graphql files",
+        description=(
+            "Print the JSON manifest that `trusted_documents` reads (the format graphql-codegen's client "
+            "preset writes as persisted-documents.json): each file's SHA-256 and its text. Each file must "
+            "hold a valid GraphQL document; a client sends the hash as documentId."
+        ),
+    )
+    documents.add_argument("files", nargs="+", type=Path, metavar="FILE.graphql")
     assets = commands.add_parser(
         "graphiql-assets",
         help="fetch GraphiQL's files so the page works without a CDN",

@@ -96,6 +96,10 @@ class Settings(BaseModel):
     insecure_no_auth: bool = False
     allowed_origins: tuple[str, ...] = Field(default=(), strict=False)
     audit_file: str | None = None
+    trusted_documents: str | None = Field(
+        default=None, description="a persisted-documents.json manifest: sha256 -> document"
+    )
+    trusted_documents_only: bool = Field(default=False, description="run no document but the manifest's")
     metrics_public: bool = Field(default=False, description="/metrics without a token")
     instance_name: str | None = Field(
         default=None, max_length=253, description="an instance_name label on every service series"
@@ -161,6 +165,14 @@ class Settings(BaseModel):
                 if action not in self.actions:
                     offered = ", ".join(self.actions)
                     raise ValueError(f"token {token.name!r}: action {action!r} is not enabled ({offered})")
+        return self
+
+    @model_validator(mode="after")
+    def _trusted_only_needs_a_manifest(self) -> Settings:
+        if self.trusted_documents_only and not self.trusted_documents:
+            raise ValueError(
+                "trusted_documents_only needs trusted_documents, the manifest of allowed documents"
+            )
         return self
 
     def enabled_actions(self) -> frozenset[UnitVerb]:

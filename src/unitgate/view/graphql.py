@@ -20,6 +20,7 @@ from unitgate.services.policy.tokens import Authenticator
 from unitgate.view.auth import UNAUTHENTICATED, authenticate, authorization_param, client_address
 from unitgate.view.json_guard import decode_guarded
 from unitgate.view.media import GRAPHQL_RESPONSE_JSON, is_request_error, negotiate_media_type
+from unitgate.view.trusted_documents import TrustedDocuments
 from unitgate.view.ws_admission import WebSocketAdmission
 from unitgate.view.ws_protocols import GraphQLTransportWSHandler, GraphQLWSHandler
 
@@ -39,6 +40,7 @@ class UnitgateGraphQL(GraphQL[Context, None]):
         connection_init_timeout: float = 10.0,
         offline_ide: bool = False,
         admission: WebSocketAdmission | None = None,
+        trusted: TrustedDocuments | None = None,
     ) -> None:
         super().__init__(
             schema,
@@ -52,6 +54,7 @@ class UnitgateGraphQL(GraphQL[Context, None]):
         self.control = control
         self.authenticator = authenticator
         self.admission = admission
+        self.trusted = trusted or TrustedDocuments({})
         # GraphiQL's scripts and styles from unitgate itself, for browsers with no CDN.
         self._ide_html = offline_page(self.graphql_ide_html) if offline_ide else self.graphql_ide_html
 

@@ -10,9 +10,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import ErrorMessage as TransportError
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.subscriptions.protocols.graphql_ws.types import ErrorMessage as LegacyError
 
 from unitgate.resolvers import Context
+from unitgate.view.trusted_documents import Refusal, TrustedDocuments
 
 INVALID = 4400
 
@@ -54,8 +57,26 @@ def message_problem(message: object, *, legacy: bool) -> str | None:
     return None
 
 
+def with_document(message: Any, trusted: TrustedDocuments | None) -> Any:
+    """A subscribe (or start) message with the document its payload names, or the Refusal; any
+    other message as it is (its shape is checked next)."""
+    if trusted is None or not isinstance(message, dict) or message.get("type") not in ("subscribe", "start"):
+        return message
+    payload = message.get("payload")
+    if not isinstance(payload, dict):
+        return message
+    resolved = trusted.resolve(payload)
+    return resolved if isinstance(resolved, Refusal) else {**message, "payload": resolved}
+
+
 class GraphQLTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     async def handle_message(self, message: Any) -> None:
+        resolved = with_document(message, getattr(self.view, "trusted", None))
+        if isinstance(resolved, Refusal):
+            error = TransportError(type="error", id=str(message.get("id")), payload=[resolved.error()])
+            await self.send_message(error)
+            return
+        message = resolved
         problem = message_problem(message, legacy=False)
         if problem is not None:
             await self.handle_invalid_message(problem)
@@ -65,6 +86,12 @@ class GraphQLTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 
 class GraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
     async def handle_message(self, message: Any) -> None:
+        resolved = with_document(message, getattr(self.view, "trusted", None))
+        if isinstance(resolved, Refusal):
+            error = LegacyError(type="error", id=str(message.get("id")), payload=resolved.error())
+            await self.send_message(error)
+            return
+        message = resolved
         problem = message_problem(message, legacy=True)
         if problem is not None:
             with contextlib.suppress(Exception):
