@@ -19,13 +19,19 @@ system-deps:
 test-system-deps:
 	@scripts/system-deps --test
 
-# The graphql-http audit suite the tests run, at the exact versions of its package.json.
+# What the tests run in Node, at the exact versions of their package.json: the graphql-http
+# audit suite, and a real Apollo Client.
 NODE_STAMP := tests/http_audit/node_modules/.installed
 $(NODE_STAMP): tests/http_audit/package.json
 	npm install --prefix tests/http_audit --no-package-lock --no-audit --no-fund --silent
 	touch $@
 
-node-deps: system-deps $(NODE_STAMP)
+APOLLO_STAMP := tests/apollo/node_modules/.installed
+$(APOLLO_STAMP): tests/apollo/package.json
+	npm install --prefix tests/apollo --no-package-lock --no-audit --no-fund --silent
+	touch $@
+
+node-deps: system-deps $(NODE_STAMP) $(APOLLO_STAMP)
 
 demo: $(STAMP) system-deps
 	$(BIN)/unitgate demo $(if $(PORT),--port $(PORT))
