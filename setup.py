@@ -25,7 +25,7 @@ class BuildPyWithGraphiQL(build_py):
             from unitgate import graphiql_assets
         finally:
             sys.path.pop(0)
-        assets = graphiql_assets.page_assets(graphiql_assets.strawberry_page())
+        assets = graphiql_assets.vendored_assets()
         if checked_out.is_dir() and not graphiql_assets.missing(checked_out, assets):
             shutil.copytree(checked_out, target, dirs_exist_ok=True)  # already fetched and checked
         elif shutil.which("npm"):

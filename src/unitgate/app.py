@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse
+from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -88,6 +88,25 @@ def build_control(
     )
 
 
+DASHBOARD = Path(__file__).parent / "dashboard"
+
+
+def dashboard_headers(request: Request) -> dict[str, str]:
+    """The dashboard may load from and talk to unitgate's own origin only (its websocket too:
+    not every browser counts ws: as 'self')."""
+    host = request.headers.get("host", "")
+    sockets = f"ws://{host} wss://{host}" if host and host.isprintable() and " " not in host else ""
+    policy = (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        f"connect-src 'self' {sockets}; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
+    return {
+        "Content-Security-Policy": policy,
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "no-cache",
+    }
+
+
 def create_app(settings: Settings, control: ServiceControl | None = None) -> Starlette:
     control = control if control is not None else build_control(settings)
     # Open only with the CLI's loopback-checked --insecure-no-auth: everyone the anonymous operator.
@@ -106,9 +125,7 @@ def create_app(settings: Settings, control: ServiceControl | None = None) -> Sta
     assets_dir = (
         Path(settings.graphiql_assets_dir) if settings.graphiql_assets_dir else graphiql_assets.DEFAULT_DIR
     )
-    absent = graphiql_assets.missing(
-        assets_dir, graphiql_assets.page_assets(graphiql_assets.strawberry_page())
-    )
+    absent = graphiql_assets.missing(assets_dir, graphiql_assets.vendored_assets())
     if absent:
         log.warning(
             "GraphiQL's files are not in %s (%d missing), so the page loads them from a CDN; "
@@ -149,8 +166,8 @@ def create_app(settings: Settings, control: ServiceControl | None = None) -> Sta
             }
         return JSONResponse(body, status_code=200 if health.ok else 503)
 
-    async def root(request: Request) -> RedirectResponse:
-        return RedirectResponse("/graphql")
+    async def root(request: Request) -> FileResponse:
+        return FileResponse(DASHBOARD / "index.html", headers=dashboard_headers(request))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -201,6 +218,7 @@ def create_app(settings: Settings, control: ServiceControl | None = None) -> Sta
                 name="graphiql-assets",
             ),
             Route("/", root, methods=["GET"]),
+            Mount("/dashboard", StaticFiles(directory=DASHBOARD), name="dashboard"),
         ],
         middleware=middleware,
         lifespan=lifespan,

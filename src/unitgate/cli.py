@@ -117,6 +117,7 @@ def _demo(args: argparse.Namespace) -> int:
         app = create_app(settings, build_control(settings, sandbox.env))
         url = f"http://127.0.0.1:{settings.port}/graphql"
         print(
+            f"  Dashboard: http://127.0.0.1:{settings.port}/\n"
             f"unitgate demo: a private systemd user manager runs {', '.join(sandbox.units)}.\n"
             f"  GraphiQL:  {url}\n"
             f"  NO AUTHENTICATION: the demo listens on 127.0.0.1 only, and every client is an operator.\n"

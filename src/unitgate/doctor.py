@@ -198,7 +198,7 @@ def assets_finding(settings: Settings) -> Finding:
     folder = (
         Path(settings.graphiql_assets_dir) if settings.graphiql_assets_dir else graphiql_assets.DEFAULT_DIR
     )
-    absent = graphiql_assets.missing(folder, graphiql_assets.page_assets(graphiql_assets.strawberry_page()))
+    absent = graphiql_assets.missing(folder, graphiql_assets.vendored_assets())
     if absent:
         return warn(
             "graphiql",

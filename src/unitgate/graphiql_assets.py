@@ -1,5 +1,6 @@
-"""GraphiQL without a CDN: fetch the exact npm files strawberry's page names, check each against
-the page's own integrity hash, and serve them from unitgate itself."""
+"""Third-party browser files without a CDN: the exact npm files strawberry's GraphiQL page names,
+and graphql-ws for the dashboard, each checked against its integrity hash (the page's own, or
+one pinned here), and served by unitgate itself."""
 
 from __future__ import annotations
 
@@ -52,6 +53,21 @@ def page_assets(html: str) -> list[Asset]:
     return [Asset(**match.groupdict()) for match in _ASSET.finditer(html)]
 
 
+# The dashboard's websocket client: graphql-ws's own browser build, at a pinned version and hash.
+GRAPHQL_WS = Asset(
+    url=f"{CDN}graphql-ws@6.4.2/umd/graphql-ws.min.js",
+    package="graphql-ws",
+    version="6.4.2",
+    path="umd/graphql-ws.min.js",
+    integrity="sha384-mxvR4Mzbsb6QVx/9xI2gtQikQA6m8zMDBFnu3l//4/ROsWt7y2sUGWd+/tYQqDm7",
+)
+
+
+def vendored_assets() -> list[Asset]:
+    """Every third-party file unitgate serves: GraphiQL's, and the dashboard's."""
+    return [*page_assets(strawberry_page()), GRAPHQL_WS]
+
+
 def missing(directory: Path, assets: list[Asset]) -> list[Asset]:
     """Assets absent from `directory`, or present with other bytes than the page expects."""
     return [
@@ -72,7 +88,7 @@ def offline_page(html: str) -> str:
 def fetch(directory: Path, npm: str = "npm") -> list[Asset]:
     """Download each package the page names with `npm pack` and keep the files it uses,
     refusing any whose bytes do not match the page's integrity hash."""
-    assets = page_assets(strawberry_page())
+    assets = vendored_assets()
     with tempfile.TemporaryDirectory(prefix="unitgate-graphiql-") as scratch:
         tarballs: dict[str, Path] = {}
         for asset in assets:
