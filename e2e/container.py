@@ -13,22 +13,13 @@ import uuid
 from pathlib import Path
 from types import TracebackType
 
+from unitgate.sandbox_host import process_tree
+
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 class ContainerError(RuntimeError):
     pass
-
-
-def children_of(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                stat = (entry / "stat").read_text()
-                if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                    found.append(int(entry.name))
-    return found
 
 
 class SystemContainer:
@@ -77,7 +68,7 @@ class SystemContainer:
         while self.pid1 is None:
             if self._nspawn.poll() is not None or time.monotonic() > deadline:
                 raise ContainerError(f"systemd-nspawn did not start:\n{self.log_tail()}")
-            kids = children_of(self._nspawn.pid)
+            kids = process_tree().get(self._nspawn.pid, [])
             if kids:
                 self.pid1 = kids[0]
             else:

@@ -15,20 +15,12 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Route, sync_playwright
 
-from tests.helpers import OPERATOR_TOKEN, VIEWER_TOKEN, RunningServer, wait_until
+from tests.helpers import CHROMIUM_ARGS, OPERATOR_TOKEN, VIEWER_TOKEN, RunningServer, wait_until
 from tests.units import CRASHY, FAILING, HEALTHY
 from unitgate.sandbox import UserManagerSandbox
 
 pytestmark = pytest.mark.timeout(120)
 ARTIFACTS = Path(__file__).parents[1] / "artifacts"
-CHROMIUM_ARGS = [
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 FIELDS = ("activeState", "subState", "mainPid", "restartCount")
 
 

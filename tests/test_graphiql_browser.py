@@ -10,18 +10,9 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Route, sync_playwright
 
-from tests.helpers import RunningServer
+from tests.helpers import CHROMIUM_ARGS, RunningServer
 
 ARTIFACTS = Path(__file__).parents[1] / "artifacts"
-# As the machine's notes say: without these, Chromium keeps calling home, which is refused here.
-CHROMIUM_ARGS = [
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.mark.timeout(120)

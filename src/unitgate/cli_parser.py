@@ -83,12 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ACTION,...",
         help="the actions it may take, of restart, reload, start, stop (default: all the server offers)",
     )
-    new.add_argument(
-        "--config",
-        type=Path,
-        metavar="FILE",
-        help="check the scope against this config (default /etc/unitgate/unitgate.toml when it exists)",
-    )
+    _config_option(new, "/etc/unitgate/unitgate.toml when it exists", "to check the scope against")
 
     setup = commands.add_parser(
         "setup",
@@ -120,13 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
             "user. Exit status 1 when something would fail."
         ),
     )
-    doctor.add_argument(
-        "--config",
-        type=Path,
-        metavar="FILE",
-        default=None,
-        help="TOML configuration file (default /etc/unitgate/unitgate.toml when it exists)",
-    )
+    _config_option(doctor, "/etc/unitgate/unitgate.toml when it exists")
     doctor.add_argument("--user", default="unitgate", help="the user unitgate runs as (default unitgate)")
 
     for name, what in (("sudoers", "a sudoers drop-in"), ("polkit-rule", "a polkit rule")):
@@ -135,17 +124,17 @@ def build_parser() -> argparse.ArgumentParser:
             help=f"print {what} allowing exactly the allowlisted restarts",
             description=f"Print {what} that lets USER restart the allowlisted units and nothing else.",
         )
-        generator.add_argument(
-            "--config",
-            type=Path,
-            metavar="FILE",
-            help="TOML configuration file (default /etc/unitgate/unitgate.toml when it exists)",
-        )
+        _config_option(generator, "/etc/unitgate/unitgate.toml when it exists")
         generator.add_argument(
             "--user", default="unitgate", help="the user unitgate runs as (default unitgate)"
         )
     return parser
 
 
-def _config_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, metavar="FILE", help="TOML configuration file")
+def _config_option(parser: argparse.ArgumentParser, default: str = "", purpose: str = "") -> None:
+    text = (
+        "TOML configuration file"
+        + (f" {purpose}" if purpose else "")
+        + (f" (default {default})" if default else "")
+    )
+    parser.add_argument("--config", type=Path, metavar="FILE", help=text)
