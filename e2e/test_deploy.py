@@ -288,3 +288,15 @@ def test_stop_is_clean(deployed: Deployment) -> None:
     assert deployed.sh(f"test -d /proc/{pid}", check=False).returncode != 0
     deployed.sh("systemctl start unitgate")
     deployed.wait_healthy()
+
+
+def test_setup_dry_run_changes_nothing(deployed: Deployment) -> None:
+    files = "/etc/unitgate/unitgate.toml /etc/polkit-1/rules.d/50-unitgate.rules /etc/systemd/system/unitgate.service"
+    before = deployed.sh(f"sha256sum {files}").stdout
+    pid = deployed.service_pid()
+    plan = deployed.sh(f"unitgate setup --dry-run --restart-via sudo --port {deployed.port}").stdout
+    assert "would write /etc/sudoers.d/unitgate" in plan
+    assert "would remove /etc/polkit-1/rules.d/50-unitgate.rules (the other route's)" in plan
+    assert deployed.sh(f"sha256sum {files}").stdout == before
+    assert deployed.sh("test -e /etc/sudoers.d/unitgate", check=False).returncode != 0
+    assert deployed.service_pid() == pid

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tomllib
 from typing import Any
 
 import httpx
@@ -250,3 +251,31 @@ def test_insecure_no_auth_is_refused_off_loopback(host: str) -> None:
     result = unitgate("serve", "--insecure-no-auth", "--host", host, "--port", "1")
     assert result.returncode == 2
     assert "--insecure-no-auth is refused" in result.stderr
+
+
+def test_token_new_prints_its_scope(tmp_path: Any) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "unitgate",
+            "token",
+            "new",
+            "--name",
+            "php-team",
+            "--role",
+            "operator",
+            "--services",
+            "php8.2-fpm,php8.3-fpm",
+            "--actions",
+            "restart,reload",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    entry = tomllib.loads(result.stdout.split("\n", 1)[1])["tokens"][0]  # all but the token line
+    assert entry["services"] == ["php8.2-fpm", "php8.3-fpm"]
+    assert entry["actions"] == ["restart", "reload"]
+    assert entry["sha256"] == token_sha256(result.stdout.splitlines()[0])

@@ -128,3 +128,28 @@ def test_each_alert_fires_and_stays_silent_when_healthy(promtool: str) -> None:
         [promtool, "test", "rules", RULE_TESTS.name], capture_output=True, text=True, cwd=RULE_TESTS.parent
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+async def test_a_scrape_reuses_the_watchers_state(server: RunningServer) -> None:
+    import json
+
+    import websockets
+    from websockets.typing import Subprotocol
+
+    from tests.helpers import OPERATOR_TOKEN, wait_until
+
+    async with websockets.connect(server.ws_url, subprotocols=[Subprotocol("graphql-transport-ws")]) as ws:
+        await ws.send(
+            json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {OPERATOR_TOKEN}"}})
+        )
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        query = f'subscription {{ serviceStatusChanged(names: ["{HEALTHY}"]) {{ __typename }} }}'
+        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": query}}))
+        assert json.loads(await ws.recv())["type"] == "next"
+        await asyncio.to_thread(wait_until, lambda: server.control.watcher.fresh_statuses() is not None)
+        runner = server.control.runner
+        before = runner.spawned
+        for _ in range(5):
+            assert (await scrape(server, VIEWER_TOKEN)).status_code == 200
+        # Signals vouch that the watcher's last read is current: no systemctl for any scrape.
+        assert runner.spawned == before
