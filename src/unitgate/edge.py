@@ -43,6 +43,7 @@ def guarded_protocol(limits: EdgeLimits) -> type[asyncio.Protocol]:
             self._head_bytes = 0
             self._headers_seen = 0
             self._in_head = True
+            self._message_done = False
             self._head_timer: asyncio.TimerHandle | None = None
             if len(self.connections) > limits.max_connections:
                 # Before descriptors run out: the cap answers, and the socket is given back.
@@ -82,6 +83,13 @@ def guarded_protocol(limits: EdgeLimits) -> type[asyncio.Protocol]:
         def on_message_begin(self) -> None:
             super().on_message_begin()
             self._headers_seen = 0
+            self._message_done = False
+
+        def on_message_complete(self) -> None:
+            super().on_message_complete()
+            self._message_done = True
+            if self.cycle is not None and self.cycle.response_complete:
+                self._next_head()
 
         def on_header(self, name: bytes, value: bytes) -> None:
             self._headers_seen += 1
@@ -97,8 +105,15 @@ def guarded_protocol(limits: EdgeLimits) -> type[asyncio.Protocol]:
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
+            if self._message_done:
+                self._next_head()
+
+        def _next_head(self) -> None:
+            """The request is in whole and answered: the next one's head has a time of its own.
+            (Not before: the bytes of a body still arriving are no head.)"""
             if not self.transport.is_closing():
-                self._in_head = True  # the next request's head has its own time
+                self._in_head = True
+                self._head_bytes = 0
                 self._arm_head_timer()
 
         def _arm_head_timer(self) -> None:

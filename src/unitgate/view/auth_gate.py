@@ -44,4 +44,6 @@ def is_ide_page(request: Request) -> bool:
 
 def unauthorized() -> JSONResponse:
     body = {"errors": [{"message": UNAUTHENTICATED, "extensions": {"code": "UNAUTHENTICATED"}}]}
-    return JSONResponse(body, status_code=401, headers={"WWW-Authenticate": 'Bearer realm="unitgate"'})
+    # Connection: close, so that no byte of the body is read: kept alive, uvicorn would drain it.
+    headers = {"WWW-Authenticate": 'Bearer realm="unitgate"', "Connection": "close"}
+    return JSONResponse(body, status_code=401, headers=headers)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -30,6 +31,9 @@ class BodyLimit:
             await _error(408, message)(scope, receive, send)
             return
         if body is None:
+            # Read (and drop) a little more first: closing with a body still unread makes TCP send
+            # a reset, which can reach the client before the 413 does.
+            await drain(receive, 4 * self.max_body_bytes, seconds=1.0)
             await _error(413, f"the request body is larger than {self.max_body_bytes} bytes")(
                 scope, receive, send
             )
@@ -38,7 +42,7 @@ class BodyLimit:
 
 
 def _error(status: int, message: str) -> JSONResponse:
-    # Connection: close, so that the rest of a body nobody will read is not waited for.
+    # Connection: close: what is left of this body is not worth reading.
     return JSONResponse(
         {"errors": [{"message": message}]}, status_code=status, headers={"Connection": "close"}
     )
@@ -60,6 +64,20 @@ async def read_body(receive: Receive, limit: int) -> bytes | None:
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
+
+
+async def drain(receive: Receive, limit: int, seconds: float) -> None:
+    """Drop what is left of a body, up to `limit` bytes or `seconds`, whichever comes first."""
+    dropped = 0
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            while dropped <= limit:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return
+                dropped += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    return
 
 
 def replay(body: bytes) -> Receive:
