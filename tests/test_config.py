@@ -1,3 +1,5 @@
+"""The settings: defaults, the file then the command line, refusals that name the key, renamed keys."""
+
 from __future__ import annotations
 
 from collections.abc import Callable

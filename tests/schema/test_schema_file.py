@@ -1,3 +1,5 @@
+"""schema.graphql is the printed schema: the committed file and the code never drift apart."""
+
 from __future__ import annotations
 
 import subprocess

@@ -1,3 +1,5 @@
+"""The allowlist: exact names only, systemd's unit-name rules, and hostile names refused."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,3 +1,5 @@
+"""Pure parsing of `systemctl show`: real systemd 252 and 219 output, odd values, aliases."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime
