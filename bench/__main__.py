@@ -64,6 +64,12 @@ def pid_changed(old: object, event: dict[str, Any]) -> bool:
     return event["mainPid"] not in (old, None)
 
 
+def pid_gone(old: object, event: dict[str, Any]) -> bool:
+    """Whether a status event no longer shows the old main process (the first event a kill makes,
+    before systemd restarts the unit)."""
+    return bool(event["mainPid"] != old)
+
+
 @dataclass
 class Server:
     url: str
@@ -464,7 +470,7 @@ async def kill_latencies(server: Server, kills: int) -> list[float]:
             if state["activeState"] != "active" or not state["mainPid"]:
                 await subscriber.wait_for(lambda e: e["activeState"] == "active" and bool(e["mainPid"]))
             pid = subscriber.latest[CRASHY]["mainPid"]
-            waiting = asyncio.create_task(subscriber.wait_for(functools.partial(pid_changed, pid)))
+            waiting = asyncio.create_task(subscriber.wait_for(functools.partial(pid_gone, pid)))
             await asyncio.sleep(0)
             start = time.perf_counter()
             os.kill(pid, signal.SIGKILL)

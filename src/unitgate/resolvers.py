@@ -176,7 +176,7 @@ async def service_logs_followed(
 async def service_status_changed(
     info: Info, names: list[str] | None = None
 ) -> AsyncGenerator[results.ServiceStatusEvent, None]:
+    # Returned, not re-yielded: strawberry closes it when the subscriber leaves, and a thousand
+    # open subscriptions each hold one generator fewer.
     events = info.context.control.status_events(names, info.context.require_actor())
-    async with contextlib.aclosing(stream(events, functools.partial(shown, info))) as statuses:
-        async for status in statuses:
-            yield status
+    return stream(events, functools.partial(shown, info))

@@ -3,8 +3,9 @@ document's size whatever its fragments do."""
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,6 @@ from graphql import (
     ValidationContext,
     ValidationRule,
 )
-from strawberry.extensions import SchemaExtension
 
 # Mutations that act on a service: at most one of them per document.
 GUARDED_MUTATIONS = frozenset({"restartService", "reloadService", "startService", "stopService"})
@@ -180,17 +180,15 @@ def take_log_lines(wanted: int) -> int:
     return wanted if budget is None else budget.take(wanted)
 
 
-def log_line_budget(lines: int) -> type[SchemaExtension]:
-    """An extension that gives every operation its own budget: 30 aliased serviceLogs(lines: 500)
-    fields read `lines` in all, not 15,000. Per operation, not per context: a websocket's context
-    lives as long as the connection."""
+def start_log_budget(lines: int) -> contextvars.Token[LogLineBudget | None]:
+    """Give the operation running in this context its own budget: 30 aliased
+    serviceLogs(lines: 500) fields read `lines` in all, not 15,000. Per operation, not per
+    context object: a websocket's context lives as long as the connection."""
+    return _LOG_BUDGET.set(LogLineBudget(lines))
 
-    class LogLineBudgetExtension(SchemaExtension):
-        def on_execute(self) -> Iterator[None]:
-            token = _LOG_BUDGET.set(LogLineBudget(lines))
-            try:
-                yield
-            finally:
-                _LOG_BUDGET.reset(token)
 
-    return LogLineBudgetExtension
+def end_log_budget(token: contextvars.Token[LogLineBudget | None]) -> None:
+    # Each operation runs in a task (a context) of its own; a stream's last step may run in
+    # another one, where the token cannot be reset, and there is nothing to reset.
+    with contextlib.suppress(ValueError):
+        _LOG_BUDGET.reset(token)

@@ -26,9 +26,8 @@ from unitgate.schema.limits import (
     DocumentLimits,
     OneServiceActionPerDocument,
     document_cost_rule,
-    log_line_budget,
 )
-from unitgate.schema.observed import Observe, operation_observer
+from unitgate.schema.observed import Observe, per_operation
 from unitgate.schema.scalars import SCALAR_MAP
 
 
@@ -187,8 +186,7 @@ def build_schema(limits: DocumentLimits | None = None, observe: Observe | None =
             lambda: AddValidationRules(rules),
             lambda: ValidationCache(maxsize=256),
             lambda: CodedErrors(should_mask_error=_should_mask),
-            log_line_budget(limits.max_log_lines),
-            *([operation_observer(observe)] if observe is not None else []),
+            per_operation(limits.max_log_lines, observe),
         ],
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
     )

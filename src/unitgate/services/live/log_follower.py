@@ -106,6 +106,11 @@ class LogFollowers:
         self._starting: dict[str, asyncio.Future[_Follower]] = {}
 
     @property
+    def subscribers(self) -> int:
+        """Followers now, over every unit."""
+        return sum(len(follower.subscribers) for follower in self._followers.values())
+
+    @property
     def running(self) -> int:
         """How many `journalctl -f` processes run now (one per followed unit)."""
         return len(self._followers)

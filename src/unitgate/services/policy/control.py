@@ -77,7 +77,6 @@ class ServiceControl:
         self.enabled = enabled
         self.instance_name = instance_name
         self.runner = runner if runner is not None else ProcessRunner({})  # its counters, for /metrics
-        self.streams = 0  # subscriptions open now (status and logs), for /metrics
         self._health: SingleFlight[str, str] = SingleFlight()
 
     @property
@@ -185,15 +184,12 @@ class ServiceControl:
         except UnitgateError as refused:
             yield refused
             return
-        self.streams += 1
         try:
             async with self.followers.follow(checked, after_cursor) as subscription:
                 async for item in subscription:
                     yield item
         except UnitgateError as failure:
             yield failure
-        finally:
-            self.streams -= 1
 
     def _require_log_access(self, name: str, actor: Actor) -> str:
         checked = self._require_service(name, actor)
@@ -213,9 +209,7 @@ class ServiceControl:
         """The allowlisted services the caller reaches, sorted."""
         return [name for name in self.allowlist.sorted() if actor.sees(name)]
 
-    async def status_events(
-        self, names: Sequence[str] | None, actor: Actor
-    ) -> AsyncGenerator[StatusEvent, None]:
+    def status_events(self, names: Sequence[str] | None, actor: Actor) -> AsyncGenerator[StatusEvent, None]:
         """The current status of each requested service, then one event per change.
 
         `names=None` follows every installed service, and an empty list nothing, so that stream
@@ -223,22 +217,21 @@ class ServiceControl:
         stream; a failed read later on yields the error and the stream goes on.
         """
         if names is not None and not names:
-            return
+            return _only()
         try:
             wanted = None
             if names is not None:
                 wanted = list(dict.fromkeys(self._require_service(name, actor) for name in names))
         except UnitgateError as refused:
-            yield refused
-            return
-        changes = self.watcher.changes(wanted, include=actor.sees)
-        self.streams += 1
-        try:
-            async for event in changes:
-                yield event
-        finally:
-            self.streams -= 1
-            await changes.aclose()
+            return _only(refused)
+        # The watcher's own stream, not one wrapped around it: a thousand open subscriptions each
+        # hold one generator fewer.
+        return self.watcher.changes(wanted, include=actor.sees)
+
+    @property
+    def streams(self) -> int:
+        """Subscriptions open now (status and logs), for /metrics."""
+        return self.watcher.watchers + self.followers.subscribers
 
     @property
     def scope(self) -> str:
@@ -264,3 +257,9 @@ class ServiceControl:
     async def aclose(self) -> None:
         await self.watcher.stop()
         await self.followers.aclose()
+
+
+async def _only(*events: StatusEvent) -> AsyncGenerator[StatusEvent, None]:
+    """A stream of just these events (none: a stream that ends at once)."""
+    for event in events:
+        yield event
