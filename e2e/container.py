@@ -47,6 +47,8 @@ class SystemContainer:
         with self.log_path.open("ab") as log:
             self._nspawn = subprocess.Popen(
                 [
+                    # A test run killed outright still powers the container off.
+                    *("setpriv", "--pdeathsig", "SIGTERM"),
                     "systemd-nspawn",
                     "-D",
                     str(self.root),

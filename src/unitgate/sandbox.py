@@ -48,7 +48,8 @@ if [ -n "$log_dir" ]; then
   if [ -d /var/log/journal ]; then mount -t tmpfs -o mode=755 tmpfs /var/log/journal || exit 1; fi
   mount --bind "$journald_conf" /etc/systemd/journald.conf || exit 1
   # Not told of NOTIFY_SOCKET: its READY=1 is not the one the sandbox waits for.
-  env -u NOTIFY_SOCKET /usr/lib/systemd/systemd-journald &
+  # Its parent is this shell, which becomes the manager: it ends with the manager.
+  env -u NOTIFY_SOCKET setpriv --pdeathsig SIGTERM /usr/lib/systemd/systemd-journald &
   # journald makes its sockets within milliseconds; units started before that would log nowhere.
   tries=0
   while [ ! -S /run/systemd/journal/stdout ]; do
@@ -148,6 +149,9 @@ class UserManagerSandbox:
             with self.log_path.open("ab") as log:
                 self._process = subprocess.Popen(
                     [
+                        # Should whoever started the sandbox die without stopping it (a test run
+                        # killed outright), the manager is told to shut down all the same.
+                        *("setpriv", "--pdeathsig", "SIGTERM"),
                         *unshare,
                         *("/bin/sh", "-c", _BOOT_SCRIPT, "unitgate-sandbox", SYSTEMD, TARGET),
                         str(journald_conf) if journal else "",
