@@ -36,11 +36,6 @@ def held_sandbox() -> tuple[subprocess.Popen[str], int, Path, list[Path]]:
     raise AssertionError("the probe run never held its sandbox")
 
 
-def alive(pid: int) -> bool:
-    """Running: a zombie waiting for this machine's PID 1 to reap it counts as gone."""
-    return running(pid)
-
-
 @pytest.mark.timeout(90)
 def test_sigterm_tears_the_sandbox_down(own_systemd: None) -> None:
     run, manager, root, cgroups = held_sandbox()
@@ -49,8 +44,8 @@ def test_sigterm_tears_the_sandbox_down(own_systemd: None) -> None:
     run.send_signal(signal.SIGTERM)
     out, _ = run.communicate(timeout=60)
     # The teardown killed what was left and waited for the cgroups to empty; a killed process
-    # may still be on its way out for a moment.
-    wait_until(lambda: not alive(manager) and not [pid for pid in family if alive(pid)], timeout=10)
+    # may still be on its way out for a moment (running() counts a zombie as gone).
+    wait_until(lambda: not running(manager) and not [pid for pid in family if running(pid)], timeout=10)
     assert not root.exists()
     assert not [c for c in cgroups if c.exists()], out[-2000:]
 
@@ -62,11 +57,11 @@ def test_a_run_killed_outright_still_stops_its_manager(own_systemd: None) -> Non
     try:
         run.kill()  # no teardown at all
         run.communicate(timeout=30)
-        wait_until(lambda: not alive(manager) and not [pid for pid in family if alive(pid)], timeout=30)
+        wait_until(lambda: not running(manager) and not [pid for pid in family if running(pid)], timeout=30)
     finally:
         # What only a teardown removes: the cgroups and the folder (any process is gone by now,
         # or killed here so the next run starts clean).
-        for pid in cgroup_pids(cgroups) | {p for p in family if alive(p)}:
+        for pid in cgroup_pids(cgroups) | {p for p in family if running(p)}:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         remove_cgroups(cgroups)

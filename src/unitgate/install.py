@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import grp
 import importlib.metadata
 import os
 import pwd
@@ -10,7 +11,7 @@ import re
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
@@ -119,8 +120,7 @@ def write(report: Report, path: Path, content: str, mode: int, owner_group: str 
             temp.write(content)
         os.chmod(temp.name, mode)
         if owner_group is not None:
-            group = owner_group
-            os.chown(temp.name, 0, _gid(group))
+            os.chown(temp.name, 0, grp.getgrnam(owner_group).gr_gid)
         os.replace(temp.name, path)
     return True
 
@@ -132,12 +132,6 @@ def remove(report: Report, path: Path) -> bool:
     if not report.dry_run:
         path.unlink()
     return True
-
-
-def _gid(group: str) -> int:
-    import grp
-
-    return grp.getgrnam(group).gr_gid
 
 
 def run_checked(argv: list[str]) -> None:
@@ -245,7 +239,7 @@ def ensure_command_link(report: Report, layout: Layout, executable: str) -> None
 def readme_text() -> str:
     """The README, as the package's metadata carries it (what Documentation= points at)."""
     payload = importlib.metadata.metadata("unitgate").get_payload()  # type: ignore[attr-defined]
-    return str(payload) if payload else "See https://pypi.org/project/unitgate/ for unitgate's README.\n"
+    return str(payload) if payload else "This unitgate was installed without its README.\n"
 
 
 def start_service(report: Report, restart: bool) -> None:
@@ -257,11 +251,9 @@ def start_service(report: Report, restart: bool) -> None:
     run_checked(["systemctl", "restart" if restart else "start", SERVICE])
 
 
-@contextlib.contextmanager
-def as_root() -> Iterator[None]:
+def require_root() -> None:
     if os.geteuid() != 0:
         raise SetupError("setup installs a system service: run it as root")
-    yield
 
 
 def setup(request: Request, layout: Layout = Layout(), emit_token: Callable[[str], None] = print) -> Report:
@@ -269,14 +261,14 @@ def setup(request: Request, layout: Layout = Layout(), emit_token: Callable[[str
     check_user_name(request.user)
     report = Report(request.dry_run)
     executable = str(Path(sys.prefix) / "bin" / "unitgate")
-    with as_root():
-        ensure_user(report, request.user)
-        route = ensure_config(report, layout, request, emit_token)
-        config_changed = report.changed
-        changed = ensure_privilege(report, layout, route, request.user)
-        changed |= ensure_unit(report, layout, route, executable)
-        ensure_command_link(report, layout, executable)
-        write(report, layout.readme, readme_text(), 0o644)
-        active = subprocess.run(["systemctl", "is-active", "--quiet", SERVICE], check=False).returncode == 0
-        start_service(report, restart=active and (changed or config_changed))
+    require_root()
+    ensure_user(report, request.user)
+    route = ensure_config(report, layout, request, emit_token)
+    config_changed = report.changed
+    changed = ensure_privilege(report, layout, route, request.user)
+    changed |= ensure_unit(report, layout, route, executable)
+    ensure_command_link(report, layout, executable)
+    write(report, layout.readme, readme_text(), 0o644)
+    active = subprocess.run(["systemctl", "is-active", "--quiet", SERVICE], check=False).returncode == 0
+    start_service(report, restart=active and (changed or config_changed))
     return report

@@ -100,9 +100,8 @@ class StatusWatcher:
         return self._watchers
 
     def fresh_statuses(self) -> Mapping[str, UnitStatus] | None:
-        """The latest read, when systemd's signals vouch that nothing changed since (events mode,
-        no signal pending, no failed read); None otherwise, and the caller reads for itself.
-        Memory may be up to memory_interval old: it has no change signal."""
+        """The latest read when systemd's signals vouch that nothing changed since (events mode, no
+        signal since, no failed read), else None. Memory may be memory_interval old (no signal)."""
         snapshot = self._snapshot
         fresh = self.mode is Mode.EVENTS and self._ready.is_set() and not self._stale
         return snapshot.statuses if fresh and snapshot.error is None else None
@@ -159,20 +158,22 @@ class StatusWatcher:
                     yield ServiceNotFound(name)
                     return
             sent: dict[str, UnitStatus] = {}
+            units: set[str] = set()  # the units behind `sent`, kept as it grows
             for name in names:
                 sent[name] = snapshot.statuses[name]
+                units.add(snapshot.statuses[name].unit_id)
                 yield snapshot.statuses[name]
             while True:
                 snapshot = await handle.after(snapshot.generation)
                 if snapshot.error is not None:
                     yield snapshot.error
                     continue
-                units = {status.unit_id for status in sent.values()}
                 for name, status in sorted(snapshot.statuses.items()):
                     if name not in sent and (status.unit_id in units or not include(name)):
                         continue  # another name of a unit this subscriber already follows
                     if worth_sending(sent.get(name), status, follow_new, snapshot.memory_refresh):
                         sent[name] = status
+                        units.add(status.unit_id)
                         yield status
 
     async def stop(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -68,22 +69,25 @@ class Authenticator:
         *,
         open: bool = False,
     ) -> None:
-        self._tokens = [(bytes.fromhex(token.sha256), token) for token in tokens]
         self.enabled = frozenset(enabled)
         self.open = open
+        # Each token's caller, scope and all, made once: a request only adds its address.
+        self._tokens = [
+            (
+                bytes.fromhex(token.sha256),
+                scoped_actor(token.name, Role(token.role), None, self.enabled, token.services, token.actions),
+            )
+            for token in tokens
+        ]
 
     def anonymous(self, address: str | None) -> Actor:
         return scoped_actor("anonymous", Role.OPERATOR, address, self.enabled)
 
     def authenticate(self, token: str, address: str | None) -> Actor | None:
         presented = hashlib.sha256(token.encode("utf-8")).digest()
-        found: TokenEntry | None = None
+        found: Actor | None = None
         # Compare against every token, matched or not, so timing tells nothing about which.
-        for digest, entry in self._tokens:
+        for digest, actor in self._tokens:
             if hmac.compare_digest(presented, digest):
-                found = entry
-        if found is None:
-            return None
-        return scoped_actor(
-            found.name, Role(found.role), address, self.enabled, found.services, found.actions
-        )
+                found = actor
+        return None if found is None else dataclasses.replace(found, address=address)
