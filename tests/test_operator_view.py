@@ -113,12 +113,13 @@ async def test_reload(server: RunningServer) -> None:
 
 
 async def test_reload_shares_the_restart_lock(control: ServiceControl) -> None:
-    outcomes = await asyncio.gather(
-        control.restart(HEALTHY, OPERATOR), control.reload(HEALTHY, OPERATOR), return_exceptions=True
-    )
-    # The reload looks at CanReload first; by then the restart holds the service's lock.
-    assert isinstance(outcomes[0], UnitStatus)
-    assert isinstance(outcomes[1], ActionInProgress)
+    runner = control.runner
+    with control.guard.admit(HEALTHY):  # as a restart in flight holds it
+        before = runner.spawned
+        with pytest.raises(ActionInProgress):
+            await control.reload(HEALTHY, OPERATOR)
+        assert runner.spawned <= before + 1  # CanReload was read; nothing was run
+    assert isinstance(await control.reload(HEALTHY, OPERATOR), UnitStatus)
 
 
 async def test_failure_summary(server: RunningServer) -> None:

@@ -92,7 +92,8 @@ async def count_tasks() -> int:
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 async def test_vanishing_subscriber_leaves_no_task(server: RunningServer, protocol: str) -> None:
-    wait_until(lambda: not server.control.watcher.running)
+    # Recent queries may keep the watcher running (idle_after); then it runs on after this test too.
+    wait_until(lambda: server.control.watcher.watchers == 0)
     baseline = server.call(count_tasks())
     async with websockets.connect(server.ws_url, subprotocols=[protocol]) as ws:  # type: ignore[list-item]
         await ws.send(json.dumps({"type": "connection_init", "payload": AUTH}))
@@ -105,5 +106,5 @@ async def test_vanishing_subscriber_leaves_no_task(server: RunningServer, protoc
         assert message["payload"]["data"]["serviceStatusChanged"]["__typename"] == "ServiceStatus"
         assert server.control.watcher.watchers == 1
     # The socket closed without a "complete": the server must still unwind everything.
-    wait_until(lambda: server.control.watcher.watchers == 0 and not server.control.watcher.running)
+    wait_until(lambda: server.control.watcher.watchers == 0)
     wait_until(lambda: server.call(count_tasks()) <= baseline)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import logging
 import os
@@ -31,6 +32,7 @@ from unitgate.services.policy.guard import ActionGuard
 from unitgate.services.policy.tokens import Authenticator
 from unitgate.services.systemd.bus import SystemdSignals, bus_address
 from unitgate.services.systemd.journal import Journal
+from unitgate.services.systemd.process_state import killed_or_gone
 from unitgate.services.systemd.route import ProcessFacts, choose_route, read_facts
 from unitgate.services.systemd.runner import ProcessRunner, ProcessSlots
 from unitgate.services.systemd.systemctl import Systemctl, systemctl_environment
@@ -62,18 +64,21 @@ def build_control(
     runner = ProcessRunner(systemctl_environment(scope, environ), slots=slots)
     systemctl = Systemctl(allowlist, runner, settings.systemctl_options(), route)
     journal = Journal(allowlist, runner, settings.journal_options())
-    reads = StatusReads(systemctl)
+    wrapper_reads = StatusReads(systemctl)
     guard = ActionGuard(settings.action_rate_limit())
     signals = (
         SystemdSignals(scope, bus_address(scope, environ), allowlist.names) if settings.dbus_events else None
     )
     watcher = StatusWatcher(
-        reads.read_all,
+        wrapper_reads.read_all,
         settings.watcher_timings(),
         signals,
         # An action through the API makes its own signals; its own refresh covers them.
         accept_signal=lambda name: not guard.in_flight(name),
+        dying=killed_or_gone,
     )
+    # Queries answer from the watcher's snapshot while the bus vouches for it (dbus_events).
+    reads = wrapper_reads.with_snapshot(functools.partial(watcher.fresh, settings.memory_max_age))
     return ServiceControl(
         systemctl=systemctl,
         reads=reads,

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from unitgate.edge import EdgeLimits
-from unitgate.services.live.watcher import WatcherTimings
+from unitgate.services.live.snapshot import WatcherTimings
 from unitgate.services.policy.guard import RateLimit
 from unitgate.services.systemd.allowlist import DEFAULT_ALLOWLIST, Allowlist, unit_name_problem
 from unitgate.services.systemd.journal import JournalOptions
@@ -78,6 +78,12 @@ class Settings(BaseModel):
     memory_interval: Seconds = Field(default=30.0, description="between reads for MemoryCurrent")
     dbus_events: bool = Field(default=True, description="listen for systemd's D-Bus signals")
     bus_reconnect_interval: Seconds = Field(default=5.0, description="between tries to get the bus back")
+    memory_max_age: Seconds = Field(
+        default=2.0, description="the oldest MemoryCurrent a query is answered with from the snapshot"
+    )
+    idle_after: Seconds = Field(
+        default=60.0, description="how long after the last status query the bus connection is kept"
+    )
     restart_via: Literal["auto", "direct", "sudo", "polkit"] = "auto"
     actions: tuple[Action, ...] = Field(
         default=("restart", "reload"), strict=False, description="what the server offers at all"
@@ -196,6 +202,7 @@ class Settings(BaseModel):
             poll_interval=self.poll_interval,
             memory_interval=self.memory_interval,
             reconnect_interval=self.bus_reconnect_interval,
+            idle_after=self.idle_after,
         )
 
     def journal_options(self) -> JournalOptions:

@@ -12,7 +12,7 @@ from tests.helpers import OPERATOR, sandbox_settings
 from tests.units import CRASHY, HEALTHY, STARTED, UNITS
 from unitgate.app import build_control
 from unitgate.sandbox import UserManagerSandbox
-from unitgate.services.live.watcher import Mode
+from unitgate.services.live.snapshot import Mode
 from unitgate.services.policy.control import ServiceControl, StatusEvent
 from unitgate.services.systemd.allowlist import DEFAULT_ALLOWLIST
 from unitgate.services.systemd.bus import BusUnavailable, SystemdSignals, bus_address, unit_object_path
@@ -59,7 +59,7 @@ def sandbox_busctl(sandbox: UserManagerSandbox, *args: str) -> str:
 
 async def test_signals_arrive_for_allowlisted_units_only(sandbox: UserManagerSandbox) -> None:
     signals = SystemdSignals(Scope.USER, bus_address(Scope.USER, sandbox.env), [HEALTHY])
-    changed: asyncio.Queue[str] = asyncio.Queue()
+    changed: asyncio.Queue[str | None] = asyncio.Queue()
     await signals.connect(changed.put_nowait)
     try:
         await asyncio.to_thread(sandbox.systemctl, "restart", f"{CRASHY}.service")

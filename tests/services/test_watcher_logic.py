@@ -9,8 +9,10 @@ from collections.abc import AsyncGenerator, Callable
 import pytest
 
 from unitgate.services.errors import ServiceNotFound, SystemdUnavailable, UnitgateError
+from unitgate.services.live.snapshot import Mode, StatusEvent, WatcherTimings
 from unitgate.services.live.status_diff import worth_sending
-from unitgate.services.live.watcher import Mode, StatusEvent, StatusWatcher, WatcherTimings
+from unitgate.services.live.status_stream import status_changes
+from unitgate.services.live.watcher import StatusWatcher
 from unitgate.services.systemd.status import UnitStatus
 
 pytestmark = pytest.mark.timeout(10)
@@ -60,20 +62,30 @@ class FakeSignals:
 
     def __init__(self, refuse: bool = False) -> None:
         self.refuse = refuse
-        self.on_change: Callable[[str], None] | None = None
+        self.on_change: Callable[[str | None], None] | None = None
         self.closed = asyncio.Event()
         self.connects = 0
+        self.syncs = 0
+        self.in_flight: list[str | None] = []  # sent by the manager, not yet dispatched here
 
     @property
     def describe(self) -> str:
         return "a fake bus"
 
-    async def connect(self, on_change: Callable[[str], None]) -> None:
+    async def connect(self, on_change: Callable[[str | None], None]) -> None:
         if self.refuse:
             raise ConnectionRefusedError("no bus here")
         self.connects += 1
         self.closed = asyncio.Event()
         self.on_change = on_change
+
+    async def sync(self) -> None:
+        self.syncs += 1
+        if self.closed.is_set():
+            raise ConnectionResetError("the bus is gone")
+        for name in self.in_flight:  # what the manager sent before the round trip's answer
+            self.emit(name)
+        self.in_flight.clear()
 
     async def wait_closed(self) -> None:
         await self.closed.wait()
@@ -81,15 +93,20 @@ class FakeSignals:
     async def close(self) -> None:
         self.closed.set()
 
-    def emit(self, name: str) -> None:
+    def emit(self, name: str | None) -> None:
         assert self.on_change is not None
         self.on_change(name)
 
 
 def watcher(
-    systemd: FakeSystemd, signals: FakeSignals | None, accept: Callable[[str], bool] = lambda name: True
+    systemd: FakeSystemd,
+    signals: FakeSignals | None,
+    accept: Callable[[str], bool] = lambda name: True,
+    idle_after: float = HOUR,
 ) -> StatusWatcher:
-    timings = WatcherTimings(poll_interval=HOUR, memory_interval=HOUR, coalesce=0, reconnect_interval=HOUR)
+    timings = WatcherTimings(
+        poll_interval=HOUR, memory_interval=HOUR, coalesce=0, reconnect_interval=HOUR, idle_after=idle_after
+    )
     return StatusWatcher(systemd.read_all, timings, signals, accept_signal=accept)
 
 
@@ -106,7 +123,7 @@ async def test_snapshot_then_only_what_changed() -> None:
     systemd = FakeSystemd(unit("a"), unit("b"), unit("c", state="absent"))
     signals = FakeSignals()
     w = watcher(systemd, signals)
-    events = w.changes(None)
+    events = status_changes(w, None)
     assert await take(events, 2) == [unit("a"), unit("b")]  # installed ones only
     assert w.mode is Mode.EVENTS
     systemd.set(unit("b", pid=11))
@@ -126,7 +143,7 @@ async def test_a_unit_installed_later_is_followed_when_following_all() -> None:
     systemd = FakeSystemd(unit("a"), unit("b", state="absent"))
     signals = FakeSignals()
     w = watcher(systemd, signals)
-    everything, only_a = w.changes(None), w.changes(["a"])
+    everything, only_a = status_changes(w, None), status_changes(w, ["a"])
     assert await anext(everything) == unit("a")
     assert await anext(only_a) == unit("a")
     systemd.set(unit("b"))
@@ -141,7 +158,7 @@ async def test_a_unit_installed_later_is_followed_when_following_all() -> None:
 
 async def test_a_name_that_is_not_installed_ends_the_stream_before_any_status() -> None:
     w = watcher(FakeSystemd(unit("a"), unit("b", state="absent")), FakeSignals())
-    events = [event async for event in w.changes(["a", "b"])]
+    events = [event async for event in status_changes(w, ["a", "b"])]
     assert len(events) == 1
     assert isinstance(events[0], ServiceNotFound)
     assert events[0].name == "b"
@@ -152,7 +169,7 @@ async def test_a_failed_read_is_an_event_and_the_stream_goes_on() -> None:
     systemd = FakeSystemd(unit("a"))
     signals = FakeSignals()
     w = watcher(systemd, signals)
-    events = w.changes(["a"])
+    events = status_changes(w, ["a"])
     assert await anext(events) == unit("a")
     systemd.fail_next = SystemdUnavailable("the manager went away")
     signals.emit("a")
@@ -168,7 +185,7 @@ async def test_signals_the_gate_refuses_cause_no_read() -> None:
     systemd = FakeSystemd(unit("a"))
     signals = FakeSignals()
     w = watcher(systemd, signals, accept=lambda name: name != "a")
-    events = w.changes(["a"])
+    events = status_changes(w, ["a"])
     await anext(events)
     reads = systemd.reads
     signals.emit("a")
@@ -184,7 +201,7 @@ async def test_one_read_serves_every_subscriber() -> None:
     systemd = FakeSystemd(unit("a"))
     signals = FakeSignals()
     w = watcher(systemd, signals)
-    streams = [w.changes(["a"]) for _ in range(50)]
+    streams = [status_changes(w, ["a"]) for _ in range(50)]
     for stream in streams:
         assert await anext(stream) == unit("a")
     reads = systemd.reads
@@ -201,7 +218,7 @@ async def test_one_read_serves_every_subscriber() -> None:
 
 async def test_no_bus_means_polling_with_the_reason() -> None:
     w = watcher(FakeSystemd(unit("a")), FakeSignals(refuse=True))
-    events = w.changes(["a"])
+    events = status_changes(w, ["a"])
     await anext(events)
     assert w.mode is Mode.POLLING
     assert "no bus here" in w.mode_detail
@@ -211,7 +228,7 @@ async def test_no_bus_means_polling_with_the_reason() -> None:
 async def test_a_dropped_bus_falls_back_to_polling() -> None:
     signals = FakeSignals()
     w = watcher(FakeSystemd(unit("a")), signals)
-    events = w.changes(["a"])
+    events = status_changes(w, ["a"])
     await anext(events)
     assert w.mode is Mode.EVENTS
     signals.closed.set()
@@ -237,10 +254,136 @@ async def test_an_alias_is_followed_once_under_the_units_own_name() -> None:
     systemd = FakeSystemd(mariadb, mysql, unit("nginx"))
     signals = FakeSignals()
     w = watcher(systemd, signals)
-    events = w.changes(None)
+    events = status_changes(w, None)
     assert await take(events, 2) == [mariadb, unit("nginx")]
     systemd.set(dataclasses.replace(mariadb, main_pid=77))
     systemd.set(dataclasses.replace(mysql, main_pid=77))
     signals.emit("mariadb")
     assert await anext(events) == dataclasses.replace(mariadb, main_pid=77)  # and not mysql too
     await events.aclose()
+
+
+# Status queries from the snapshot: `fresh` answers without a read while the bus vouches for it.
+
+
+async def test_queries_share_the_first_read_then_cost_none() -> None:
+    systemd = FakeSystemd(unit("a"), unit("b"))
+    w = watcher(systemd, FakeSignals())
+    answers = await asyncio.gather(*(w.fresh(max_age=HOUR) for _ in range(20)))
+    assert all(answer == {"a": unit("a"), "b": unit("b")} for answer in answers)
+    for _ in range(1000):
+        assert await w.fresh(max_age=HOUR) == {"a": unit("a"), "b": unit("b")}
+    assert systemd.reads == 1
+    assert w.running
+    assert w.watchers == 0
+    await w.stop()
+
+
+async def test_a_signal_sent_before_the_query_is_never_missed() -> None:
+    systemd = FakeSystemd(unit("a"))
+    signals = FakeSignals()
+    w = watcher(systemd, signals)
+    await w.fresh(max_age=HOUR)
+    for pid in range(100, 150):
+        # The manager has sent the change, and it is still on its way when the query arrives.
+        systemd.set(unit("a", pid=pid))
+        signals.in_flight.append("a")
+        answer = await w.fresh(max_age=HOUR)
+        assert answer is not None
+        assert answer["a"].main_pid == pid
+    assert systemd.reads == 51
+    await w.stop()
+
+
+async def test_a_signal_the_gate_drops_still_makes_the_snapshot_stale() -> None:
+    systemd = FakeSystemd(unit("a"))
+    signals = FakeSignals()
+    w = watcher(systemd, signals, accept=lambda name: False)  # an action of ours is in flight
+    await w.fresh(max_age=HOUR)
+    systemd.set(unit("a", state="activating", pid=None))
+    signals.in_flight.append("a")
+    answer = await w.fresh(max_age=HOUR)
+    assert answer is not None
+    assert answer["a"] == unit("a", state="activating", pid=None)
+    await w.stop()
+
+
+async def test_a_daemon_reload_makes_every_unit_stale() -> None:
+    systemd = FakeSystemd(unit("a"), unit("b", state="absent"))
+    signals = FakeSignals()
+    w = watcher(systemd, signals)
+    await w.fresh(max_age=HOUR)
+    systemd.set(unit("b"))  # a package installed b's unit file
+    signals.in_flight.append(None)
+    answer = await w.fresh(max_age=HOUR)
+    assert answer is not None
+    assert answer["b"].installed
+    await w.stop()
+
+
+async def test_memory_is_never_older_than_its_max_age() -> None:
+    systemd = FakeSystemd(unit("a"))
+    w = watcher(systemd, FakeSignals())
+    await w.fresh(max_age=HOUR)
+    systemd.set(unit("a", memory=5))  # memory has no signal
+    assert (await w.fresh(max_age=HOUR)) == {"a": unit("a")}
+    answer = await w.fresh(max_age=0.0)
+    assert answer == {"a": unit("a", memory=5)}
+    assert systemd.reads == 2
+    await w.stop()
+
+
+async def test_queries_answer_after_a_read_that_began_after_them() -> None:
+    systemd = FakeSystemd(unit("a"))
+    signals = FakeSignals()
+    w = watcher(systemd, signals)
+    await w.fresh(max_age=HOUR)
+    systemd.set(unit("a", pid=7))
+    signals.in_flight.append("a")
+    answers = await asyncio.gather(*(w.fresh(max_age=HOUR) for _ in range(50)))
+    assert all(answer == {"a": unit("a", pid=7)} for answer in answers)
+    assert systemd.reads == 2  # one read for all fifty
+    await w.stop()
+
+
+async def test_a_lost_bus_sends_queries_to_the_wrapper_at_once() -> None:
+    systemd = FakeSystemd(unit("a"))
+    signals = FakeSignals()
+    w = watcher(systemd, signals)
+    assert await w.fresh(max_age=HOUR) is not None
+    signals.closed.set()  # before the watcher's own task has noticed
+    assert await w.fresh(max_age=HOUR) is None
+    await w.stop()
+
+
+async def test_no_bus_means_every_query_reads_itself_and_nothing_polls() -> None:
+    systemd = FakeSystemd(unit("a"))
+    signals = FakeSignals(refuse=True)
+    w = watcher(systemd, signals)
+    assert await w.fresh(max_age=HOUR) is None
+    while w.running:  # a polling watcher is no use to queries: it stops
+        await asyncio.sleep(0)
+    reads = systemd.reads
+    for _ in range(10):
+        assert await w.fresh(max_age=HOUR) is None  # and is not retried before reconnect_interval
+    assert systemd.reads == reads
+    assert not w.running
+    assert await watcher(systemd, None).fresh(max_age=HOUR) is None  # dbus_events = false
+
+
+async def test_the_watcher_goes_idle_after_the_last_query() -> None:
+    systemd = FakeSystemd(unit("a"))
+    signals = FakeSignals()
+    w = watcher(systemd, signals, idle_after=0.05)
+    await w.fresh(max_age=HOUR)
+    events = status_changes(w, ["a"])
+    assert await anext(events) == unit("a")
+    await events.aclose()
+    assert w.running  # the query's lease outlives the subscriber
+    while w.running:
+        await asyncio.sleep(0.01)
+    assert w.mode is Mode.IDLE
+    assert signals.closed.is_set()
+    reads = systemd.reads
+    await asyncio.sleep(0.1)
+    assert systemd.reads == reads

@@ -155,7 +155,7 @@ def metrics_endpoint(
                 return unauthorized()
             actor = authenticator.anonymous(client_address(request))
         try:
-            statuses = await control.current(actor)
+            statuses = await control.list_installed(actor)
         except UnitgateError as error:
             return JSONResponse({"errors": [{"message": str(error)}]}, status_code=503)
         body = metrics.exposition(control, statuses, websockets.open)

@@ -1,8 +1,8 @@
-"""Status reads through the one wrapper, shared: concurrent identical reads ride one `systemctl show`."""
+"""Status reads: from the signal-kept snapshot when it vouches, else one shared `systemctl show`."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from unitgate.services.errors import ServiceNotAllowed, ServiceNotFound, UnitgateError
 from unitgate.services.live.singleflight import SingleFlight
@@ -10,20 +10,39 @@ from unitgate.services.systemd.allowlist import Allowlist
 from unitgate.services.systemd.status import UnitStatus
 from unitgate.services.systemd.systemctl import Systemctl
 
+# Every unit's status as systemd has it now, or None when nothing vouches for a snapshot.
+FreshSnapshot = Callable[[], Awaitable[Mapping[str, UnitStatus] | None]]
+
 
 class StatusReads:
-    def __init__(self, systemctl: Systemctl) -> None:
+    def __init__(
+        self,
+        systemctl: Systemctl,
+        snapshot: FreshSnapshot | None = None,
+        flights: SingleFlight[tuple[str, ...], list[UnitStatus]] | None = None,
+    ) -> None:
         self.systemctl = systemctl
-        self.flights: SingleFlight[tuple[str, ...], list[UnitStatus]] = SingleFlight()
+        self._snapshot = snapshot
+        self.flights: SingleFlight[tuple[str, ...], list[UnitStatus]] = flights or SingleFlight()
+
+    def with_snapshot(self, snapshot: FreshSnapshot) -> StatusReads:
+        """These reads, answered from `snapshot` whenever it vouches; the wrapper reads it falls
+        back on share their flights with these."""
+        return StatusReads(self.systemctl, snapshot, self.flights)
 
     @property
     def allowlist(self) -> Allowlist:
         return self.systemctl.allowlist
 
     async def statuses(self, names: Sequence[str]) -> list[UnitStatus]:
-        """Status of allowlisted `names` (checked first), in order, from one `systemctl show`
-        shared with every concurrent caller asking for the same set."""
+        """Status of allowlisted `names` (checked first), in order: from the snapshot when it
+        vouches, else from one `systemctl show` shared with every concurrent caller asking for the
+        same set."""
         checked = [self.allowlist.require(name) for name in names]
+        if self._snapshot is not None:
+            statuses = await self._snapshot()
+            if statuses is not None and all(name in statuses for name in checked):
+                return [statuses[name] for name in checked]
         key = tuple(sorted(set(checked)))
         by_name = {
             status.name: status for status in await self.flights.do(key, lambda: self.systemctl.show(key))

@@ -1,59 +1,22 @@
-"""One shared watcher per process: reads every allowlisted unit and wakes subscribers on change."""
+"""One shared watcher per process: reads all units, wakes subscribers, keeps the queries' snapshot."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Protocol
+from collections.abc import AsyncIterator, Callable, Mapping
 
-from unitgate.services.errors import ServiceNotFound, SystemdUnavailable, UnitgateError
-from unitgate.services.live.status_diff import memory_changed, state_changed, worth_sending
-from unitgate.services.systemd.status import UnitStatus, distinct_units
+from unitgate.services.errors import SystemdUnavailable, UnitgateError
+from unitgate.services.live.snapshot import Mode, ReadAll, Snapshot, UnitSignals, WatcherTimings
+from unitgate.services.live.status_diff import memory_changed, state_changed
+from unitgate.services.systemd.status import UnitStatus
 
 log = logging.getLogger(__name__)
-
-ReadAll = Callable[[], Awaitable[list[UnitStatus]]]
-StatusEvent = UnitStatus | UnitgateError
-
-
-class UnitSignals(Protocol):
-    """A source of "this unit changed" hints (systemd's D-Bus signals, in production)."""
-
-    @property
-    def describe(self) -> str: ...
-    async def connect(self, on_change: Callable[[str], None]) -> None: ...
-    async def wait_closed(self) -> None: ...
-    async def close(self) -> None: ...
-
-
-class Mode(enum.StrEnum):
-    IDLE = "idle"  # nobody watches: no reads, no bus connection
-    EVENTS = "events"  # D-Bus signals say when to read
-    POLLING = "polling"  # no bus: read every poll_interval
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """What the watcher knew after one read: every unit's status, or why it could not read."""
-
-    generation: int
-    statuses: Mapping[str, UnitStatus] = field(default_factory=dict)
-    error: UnitgateError | None = None
-    # Memory moves without a signal; on these reads subscribers also hear of memory changes.
-    memory_refresh: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class WatcherTimings:
-    poll_interval: float = 2.0  # in polling mode
-    memory_interval: float = 30.0  # reads for MemoryCurrent, which has no change signal
-    coalesce: float = 0.02  # a burst of signals within this window makes one read
-    reconnect_interval: float = 5.0  # how often polling mode tries the bus again
+# Sync-and-read rounds a query makes at most while a killed main process is still named (each
+# read takes longer than systemd needs to handle the death; the bound is for a stuck systemd).
+_ROUNDS = 3
 
 
 class StatusWatcher:
@@ -71,6 +34,7 @@ class StatusWatcher:
         timings: WatcherTimings,
         signals: UnitSignals | None = None,
         accept_signal: Callable[[str], bool] = lambda name: True,
+        dying: Callable[[int], bool] = lambda pid: False,
     ) -> None:
         self._read_all = read_all
         self.timings = timings
@@ -79,17 +43,24 @@ class StatusWatcher:
         self._published = asyncio.Event()
         self._wake = asyncio.Event()
         self._ready = asyncio.Event()
+        self._read_wanted = False
         self._signalled = False
-        # A signal or a refresh since the read behind the current snapshot started.
+        # A signal, a refresh or a stop since the read behind the current snapshot started.
         self._stale = True
         self._watchers = 0
+        self._lease_until = 0.0  # status queries keep a connected watcher running until then
+        self._retry_at = 0.0  # after a failed connection, queries do not start it before then
         self._task: asyncio.Task[None] | None = None
-        self.reads = 0
+        self.reads = 0  # started
+        self._finished = 0
+        self._read_finished = asyncio.Event()
         self.mode = Mode.IDLE
-        self.mode_detail = "nobody is subscribed"
-        # Which signals count: the composition root drops those of the API's own actions,
-        # whose own refresh covers them.
+        self.mode_detail = self._idle_detail()
+        # Which signals wake a read: the composition root drops those of the API's own actions,
+        # whose own refresh covers them. Every signal still makes the snapshot stale.
         self._accept_signal = accept_signal
+        # Whether a main process is already dead or killed, before systemd has said so.
+        self._dying = dying
 
     @property
     def running(self) -> bool:
@@ -99,82 +70,83 @@ class StatusWatcher:
     def watchers(self) -> int:
         return self._watchers
 
-    def fresh_statuses(self) -> Mapping[str, UnitStatus] | None:
-        """The latest read when systemd's signals vouch that nothing changed since (events mode, no
-        signal since, no failed read), else None. Memory may be memory_interval old (no signal)."""
-        snapshot = self._snapshot
-        fresh = self.mode is Mode.EVENTS and self._ready.is_set() and not self._stale
-        return snapshot.statuses if fresh and snapshot.error is None else None
+    async def fresh(self, max_age: float) -> Mapping[str, UnitStatus] | None:
+        """Every unit's status as systemd has it now, from the snapshot while the bus vouches that
+        no signal came since its read and it is at most `max_age` old (memory has no signal);
+        otherwise after one shared read. None when there is no bus to vouch: read yourself.
+
+        A query keeps the watcher connected for idle_after seconds."""
+        if self._signals is None:
+            return None
+        now = time.monotonic()
+        self._lease_until = max(self._lease_until, now + self.timings.idle_after)
+        if self._task is None:
+            if now < self._retry_at:
+                return None
+            self._start()
+        if not await self._until(self._ready) or self.mode is not Mode.EVENTS:
+            return None
+        for _ in range(_ROUNDS):
+            try:  # after every signal systemd sent before now: a death it handled is heard here
+                await self._signals.sync()
+            except Exception:  # a lost bus means the wrapper, at once; the watcher sees the close
+                return None
+            snapshot = self._snapshot
+            if not (self._stale or snapshot.outdated(max_age, self._dying)):
+                break
+            wanted = self.reads + 1  # a read that starts after this point
+            self._want_read()
+            while self._finished < wanted:
+                if not await self._until(self._read_finished):
+                    return None
+            snapshot = self._snapshot
+            if not snapshot.names_dead(self._dying):  # made after this query: fresh enough
+                break
+        return snapshot.statuses if snapshot.error is None and self.mode is Mode.EVENTS else None
 
     def refresh(self) -> None:
-        """Read again now (after a restart, say); a no-op when nobody watches."""
-        if self._task is not None:
-            self._stale = True
-            self._wake.set()
+        """Read again now for the subscribers (after a restart, say); a query will not trust the
+        snapshot before a new read either, and with no subscriber it is the query that reads."""
+        self._stale = True
+        if self._watchers:
+            self._want_read()
 
-    def signal(self, name: str) -> None:
-        """A unit changed: read soon, together with whatever else changes in the same burst."""
-        if self._task is not None and self._accept_signal(name):
-            self._stale = True
+    def signal(self, name: str | None) -> None:
+        """A unit changed (None: any may have): subscribers get a read soon, with the rest of the
+        same burst; with none, the next query reads."""
+        self._stale = True
+        if self._watchers and (name is None or self._accept_signal(name)):
             self._signalled = True
-            self._wake.set()
+            self._want_read()
+
+    async def current(self) -> Snapshot:
+        """The snapshot of a read made after watching began (waits for the first one)."""
+        await self._ready.wait()
+        return self._snapshot
+
+    async def after(self, generation: int) -> Snapshot:
+        """The latest snapshot newer than `generation`, waiting for one if need be."""
+        while self._snapshot.generation <= generation:
+            await self._published.wait()
+        return self._snapshot
 
     @contextlib.asynccontextmanager
-    async def watch(self) -> AsyncIterator[WatchHandle]:
+    async def watch(self) -> AsyncIterator[None]:
+        """Keeps the watcher reading, and publishing to `after`, while open."""
         self._watchers += 1
         if self._task is None:
-            self._ready = asyncio.Event()
-            self._task = asyncio.create_task(self._run(), name="unitgate-status-watcher")
+            self._start()
+        elif self._watchers == 1:
+            self._wake.set()  # from a query's lease to a subscriber: memory reads are due again
         try:
-            yield WatchHandle(self)
+            yield
         finally:
             self._watchers -= 1
             if self._watchers == 0:
-                await self.stop()
-
-    async def changes(
-        self, names: Sequence[str] | None, include: Callable[[str], bool] = lambda name: True
-    ) -> AsyncGenerator[StatusEvent, None]:
-        """The current status of each of `names` (allowlisted, checked by the caller), then one
-        event per change; `None` follows every installed unit that `include` lets through, and
-        such units installed later.
-
-        A name that is not installed yields ServiceNotFound and ends the stream; a failed read
-        later on yields its error and the stream goes on.
-        """
-        async with self.watch() as handle:
-            snapshot = await handle.current()
-            if snapshot.error is not None:
-                yield snapshot.error
-                return
-            follow_new = names is None
-            if names is None:
-                installed = [
-                    s for _, s in sorted(snapshot.statuses.items()) if s.installed and include(s.name)
-                ]
-                names = [status.name for status in distinct_units(installed)]
-            for name in names:
-                if not snapshot.statuses[name].installed:
-                    yield ServiceNotFound(name)
-                    return
-            sent: dict[str, UnitStatus] = {}
-            units: set[str] = set()  # the units behind `sent`, kept as it grows
-            for name in names:
-                sent[name] = snapshot.statuses[name]
-                units.add(snapshot.statuses[name].unit_id)
-                yield snapshot.statuses[name]
-            while True:
-                snapshot = await handle.after(snapshot.generation)
-                if snapshot.error is not None:
-                    yield snapshot.error
-                    continue
-                for name, status in sorted(snapshot.statuses.items()):
-                    if name not in sent and (status.unit_id in units or not include(name)):
-                        continue  # another name of a unit this subscriber already follows
-                    if worth_sending(sent.get(name), status, follow_new, snapshot.memory_refresh):
-                        sent[name] = status
-                        units.add(status.unit_id)
-                        yield status
+                if time.monotonic() >= self._lease_until:
+                    await self.stop()
+                else:
+                    self._wake.set()  # the lease alone keeps it now
 
     async def stop(self) -> None:
         task, self._task = self._task, None
@@ -182,47 +154,87 @@ class StatusWatcher:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self.mode, self.mode_detail = Mode.IDLE, "nobody is subscribed"
+        self._lease_until = 0.0
+        self._idle()
+
+    def _start(self) -> None:
+        self._ready = asyncio.Event()
+        self._task = asyncio.create_task(self._run(), name="unitgate-status-watcher")
+
+    def _idle(self) -> None:
+        self._stale = True  # no signal is heard while stopped
+        self.mode, self.mode_detail = Mode.IDLE, self._idle_detail()
+
+    def _idle_detail(self) -> str:
+        return f"no subscriber, and no status query in the last {self.timings.idle_after:g} s"
+
+    def _want_read(self) -> None:
+        self._read_wanted = True
+        self._wake.set()
+
+    async def _until(self, event: asyncio.Event) -> bool:
+        """Wait for `event`; False if the watcher stops first."""
+        task = self._task
+        if event.is_set():
+            return True
+        if task is None:
+            return False
+        waiting = asyncio.ensure_future(event.wait())
+        try:
+            await asyncio.wait([waiting, task], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiting.cancel()
+        return event.is_set()
 
     async def _run(self) -> None:
         closed: asyncio.Task[None] | None = None
+        timings = self.timings
         try:
             closed = await self._connect()
             await self._read_once(memory=True)
             now = time.monotonic()
-            memory_due = now + self.timings.memory_interval
-            poll_due = now + self.timings.poll_interval
-            reconnect_due = now + self.timings.reconnect_interval
+            memory_due, poll_due = now + timings.memory_interval, now + timings.poll_interval
+            reconnect_due = now + timings.reconnect_interval
             while True:
                 if closed is not None and closed.done():
                     closed = None
                     self._fall_back("the bus connection closed")
-                    reconnect_due = time.monotonic() + self.timings.reconnect_interval
-                deadlines = [memory_due]
+                    reconnect_due = time.monotonic() + timings.reconnect_interval
+                now = time.monotonic()
+                if self._watchers == 0 and (self.mode is not Mode.EVENTS or now >= self._lease_until):
+                    # Queries keep a connected watcher only: polling for them would cost processes.
+                    self._retry_at = now + timings.reconnect_interval if self.mode is Mode.POLLING else 0.0
+                    return
+                deadlines = [memory_due if self._watchers else self._lease_until]
                 if self.mode is Mode.POLLING:
                     deadlines.append(poll_due)
                     if self._signals is not None:
                         deadlines.append(reconnect_due)
-                await self._wait(min(deadlines) - time.monotonic(), closed)
+                await self._wait(min(deadlines) - now, closed)
                 if self._signalled:
                     # Let the rest of a burst (a crash emits several) land in the same read.
-                    await asyncio.sleep(self.timings.coalesce)
+                    await asyncio.sleep(timings.coalesce)
                 self._wake.clear()
                 self._signalled = False
                 now = time.monotonic()
                 if self.mode is Mode.POLLING and self._signals is not None and now >= reconnect_due:
                     closed = await self._connect()
-                    reconnect_due = now + self.timings.reconnect_interval
-                memory = now >= memory_due
+                    reconnect_due = now + timings.reconnect_interval
+                memory = self._watchers > 0 and now >= memory_due
                 if memory:
-                    memory_due = now + self.timings.memory_interval
-                poll_due = now + self.timings.poll_interval
-                await self._read_once(memory=memory)
+                    memory_due = now + timings.memory_interval
+                if self._read_wanted or memory or (self.mode is Mode.POLLING and now >= poll_due):
+                    self._read_wanted = False
+                    poll_due = now + timings.poll_interval
+                    await self._read_once(memory=memory)
         finally:
             if closed is not None:
                 closed.cancel()
             if self._signals is not None:
                 await self._signals.close()
+            if self._task is asyncio.current_task():
+                self._task = None
+                self._idle()
 
     async def _connect(self) -> asyncio.Task[None] | None:
         """Listen for signals if we can; otherwise poll, and say why."""
@@ -243,6 +255,7 @@ class StatusWatcher:
             log.warning(
                 "status watcher falls back to polling every %g s: %s", self.timings.poll_interval, reason
             )
+        self._stale = True
         self.mode, self.mode_detail = Mode.POLLING, reason
 
     async def _wait(self, timeout: float, closed: asyncio.Task[None] | None) -> None:
@@ -256,8 +269,9 @@ class StatusWatcher:
 
     async def _read_once(self, memory: bool) -> None:
         self.reads += 1
-        self._stale = False  # a signal during this read makes it stale again
+        self._stale = self.mode is not Mode.EVENTS  # a signal during this read makes it stale again
         previous = self._snapshot
+        started = time.monotonic()
         try:
             statuses = {status.name: status for status in await self._read_all()}
             error: UnitgateError | None = None
@@ -271,30 +285,15 @@ class StatusWatcher:
             memory and memory_changed(previous.statuses, statuses)
         )
         if first or error is not None or previous.error is not None or changed:
-            self._publish(Snapshot(previous.generation + 1, statuses, error, memory_refresh=memory))
+            self._publish(Snapshot(previous.generation + 1, statuses, error, memory, started))
         else:
-            self._snapshot = Snapshot(previous.generation, statuses, None, previous.memory_refresh)
+            self._snapshot = Snapshot(previous.generation, statuses, None, previous.memory_refresh, started)
         self._ready.set()
+        self._finished += 1
+        finished, self._read_finished = self._read_finished, asyncio.Event()
+        finished.set()
 
     def _publish(self, snapshot: Snapshot) -> None:
         self._snapshot = snapshot
         published, self._published = self._published, asyncio.Event()
         published.set()
-
-
-class WatchHandle:
-    """One subscriber's view of the shared watcher."""
-
-    def __init__(self, watcher: StatusWatcher) -> None:
-        self._watcher = watcher
-
-    async def current(self) -> Snapshot:
-        """The snapshot of a read made after this watch started (waits for the first one)."""
-        await self._watcher._ready.wait()
-        return self._watcher._snapshot
-
-    async def after(self, generation: int) -> Snapshot:
-        """The latest snapshot newer than `generation`, waiting for one if need be."""
-        while self._watcher._snapshot.generation <= generation:
-            await self._watcher._published.wait()
-        return self._watcher._snapshot

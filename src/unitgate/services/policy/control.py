@@ -15,7 +15,9 @@ from unitgate.services.errors import UnitgateError
 from unitgate.services.live.log_follower import LogFollowers
 from unitgate.services.live.reads import StatusReads
 from unitgate.services.live.singleflight import SingleFlight
-from unitgate.services.live.watcher import Mode, StatusEvent, StatusWatcher
+from unitgate.services.live.snapshot import Mode, StatusEvent
+from unitgate.services.live.status_stream import status_changes
+from unitgate.services.live.watcher import StatusWatcher
 from unitgate.services.policy.access import Actor
 from unitgate.services.policy.audit import AuditLog
 from unitgate.services.policy.guard import ActionGuard
@@ -86,15 +88,6 @@ class ServiceControl:
     async def statuses(self, names: Sequence[str]) -> list[UnitStatus]:
         """Status of allowlisted `names` (checked first), in order, from one shared read."""
         return await self.reads.statuses(names)
-
-    async def current(self, actor: Actor) -> list[UnitStatus]:
-        """What /metrics reports: the installed units in the caller's scope, once each, from the
-        watcher's signal-kept state when it has one, else from one shared read."""
-        fresh = self.watcher.fresh_statuses()
-        statuses = list(fresh.values()) if fresh is not None else await self.reads.read_all()
-        return distinct_units(
-            sorted((s for s in statuses if s.installed and actor.sees(s.name)), key=lambda s: s.name)
-        )
 
     async def list_installed(self, actor: Actor) -> list[UnitStatus]:
         """Every installed allowlisted unit in the caller's scope, once: an allowlisted alias of
@@ -226,7 +219,7 @@ class ServiceControl:
             return _only(refused)
         # The watcher's own stream, not one wrapped around it: a thousand open subscriptions each
         # hold one generator fewer.
-        return self.watcher.changes(wanted, include=actor.sees)
+        return status_changes(self.watcher, wanted, include=actor.sees)
 
     @property
     def streams(self) -> int:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from typing import Any
 
 from dbus_fast import BusType, Message, MessageType
 from dbus_fast.aio import MessageBus
@@ -19,6 +20,9 @@ SYSTEMD = "org.freedesktop.systemd1"
 MANAGER_PATH = "/org/freedesktop/systemd1"
 UNIT_PATH_PREFIX = "/org/freedesktop/systemd1/unit/"
 _CONNECT_TIMEOUT = 5.0
+_SYNC_TIMEOUT = 2.0
+# Manager signals after which any unit may read differently: a daemon-reload, unit files changed.
+_MANAGER_SIGNALS = ("Reloading", "UnitFilesChanged")
 
 
 def escape_object_path_part(text: str) -> str:
@@ -54,6 +58,43 @@ class BusUnavailable(Exception):
     pass
 
 
+class RoundTrips:
+    """`await wait()` returns once a round trip that began after the call has ended (or raises
+    its error). Callers arriving while one is out share the next one, so at most two are ever
+    pending, however many callers there are."""
+
+    def __init__(self, round_trip: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        self._round_trip = round_trip
+        self._current: asyncio.Task[None] | None = None
+        self._next: asyncio.Task[None] | None = None
+
+    async def wait(self) -> None:
+        if self._next is not None:
+            task = self._next
+        elif self._current is not None and not self._current.done():
+            task = self._next = _started(self._after(self._current))
+        else:
+            task = self._current = _started(self._round_trip())
+        await asyncio.shield(task)
+
+    async def _after(self, previous: asyncio.Task[None]) -> None:
+        await asyncio.wait([previous])
+        self._current, self._next = self._next, None
+        await self._round_trip()
+
+
+def _started(work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    task = asyncio.ensure_future(work)
+    task.add_done_callback(_retrieve)
+    return task
+
+
+def _retrieve(task: asyncio.Task[None]) -> None:
+    # A failure every waiter left before is not reported as never retrieved.
+    if not task.cancelled():
+        task.exception()
+
+
 class SystemdSignals:
     """One bus connection that tells `on_change(name)` when an allowlisted unit's properties
     change. systemd only emits these once some client has called Manager.Subscribe(), and the
@@ -64,23 +105,29 @@ class SystemdSignals:
         self.address = address
         self._paths = {unit_object_path(unit_for(name)): name for name in names}
         self._bus: MessageBus | None = None
+        self._pings = RoundTrips(self._ping)
 
     @property
     def describe(self) -> str:
         return self.address or "the system bus"
 
-    async def connect(self, on_change: Callable[[str], None]) -> None:
+    async def connect(self, on_change: Callable[[str | None], None]) -> None:
         if self.scope is Scope.USER and self.address is None:
             raise BusUnavailable("no user bus address (XDG_RUNTIME_DIR is not set)")
         bus = MessageBus(bus_address=self.address, bus_type=BusType.SYSTEM)
         try:
             async with asyncio.timeout(_CONNECT_TIMEOUT):
                 await bus.connect()
-                for path in self._paths:
-                    rule = (
-                        f"type='signal',sender='{SYSTEMD}',interface='org.freedesktop.DBus.Properties',"
-                        f"member='PropertiesChanged',path='{path}'"
-                    )
+                rules = [
+                    f"type='signal',sender='{SYSTEMD}',interface='org.freedesktop.DBus.Properties',"
+                    f"member='PropertiesChanged',path='{path}'"
+                    for path in self._paths
+                ]
+                rules += [
+                    f"type='signal',sender='{SYSTEMD}',interface='{SYSTEMD}.Manager',member='{member}'"
+                    for member in _MANAGER_SIGNALS
+                ]
+                for rule in rules:
                     await self._call(
                         bus,
                         "org.freedesktop.DBus",
@@ -127,11 +174,29 @@ class SystemdSignals:
         if reply is not None and reply.message_type is MessageType.ERROR:
             raise DBusError(reply.error_name or "org.freedesktop.DBus.Error.Failed", str(reply.body))
 
-    def _dispatch(self, message: Message, on_change: Callable[[str], None]) -> None:
-        if message.message_type is MessageType.SIGNAL and message.member == "PropertiesChanged":
+    def _dispatch(self, message: Message, on_change: Callable[[str | None], None]) -> None:
+        if message.message_type is not MessageType.SIGNAL:
+            return
+        if message.member == "PropertiesChanged":
             name = self._paths.get(message.path or "")
             if name is not None:
                 on_change(name)
+        elif message.member in _MANAGER_SIGNALS and message.path == MANAGER_PATH:
+            on_change(None)
+
+    async def sync(self) -> None:
+        """Return once every signal systemd sent before this call has been dispatched: a Ping to
+        the manager, answered in order after them (systemd handles a dead child before a bus
+        message, and one connection's messages arrive in the order they were sent). Concurrent
+        callers share the round trip that starts after they call."""
+        await self._pings.wait()
+
+    async def _ping(self) -> None:
+        bus = self._bus
+        if bus is None or not bus.connected:
+            raise BusUnavailable("not connected")
+        async with asyncio.timeout(_SYNC_TIMEOUT):
+            await self._call(bus, SYSTEMD, MANAGER_PATH, "org.freedesktop.DBus.Peer", "Ping", "", [])
 
     async def wait_closed(self) -> None:
         if self._bus is not None:
