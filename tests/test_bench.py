@@ -29,6 +29,7 @@ def test_quick_benchmark_prints_every_row(quick_benchmark: subprocess.CompletedP
     assert rows == [
         "1 p50",
         "1 p99",
+        "1 procs",
         "2 c1",
         "2 c16",
         "2 c64",
@@ -37,6 +38,10 @@ def test_quick_benchmark_prints_every_row(quick_benchmark: subprocess.CompletedP
         "4 p99",
         "4 reads",
         "4 mem",
+        "4b p50",
+        "4b p99",
+        "4b reads",
+        "4b mem",
         "6 idle",
         "5 p50",
         "5 p99",

@@ -19,9 +19,12 @@ async def test_fourteen_aliases_cost_one_process(server: RunningServer) -> None:
         f'a{i}: service(name: "{name}") {{ __typename ... on ServiceStatus {{ mainPid }} }}'
         for i, name in enumerate(names)
     )
+    document = f'{{ {fields} bad: service(name: "sshd") {{ __typename }} }}'
+    await post(server.url, document)  # the watcher may have been idle: it connects and reads
     before = runner.spawned
-    body = await post(server.url, f'{{ {fields} bad: service(name: "sshd") {{ __typename }} }}')
-    assert runner.spawned == before + 1
+    body = await post(server.url, document)
+    # From the snapshot (none), or one read when a signal or memory_max_age made it stale.
+    assert runner.spawned <= before + 1
     kinds = {body["data"][f"a{i}"]["__typename"] for i in range(len(names))}
     assert kinds == {"ServiceStatus", "ServiceNotFound"}
     assert body["data"]["bad"]["__typename"] == "ServiceNotAllowed"

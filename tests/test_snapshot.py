@@ -141,3 +141,23 @@ async def test_dbus_events_off_reads_through_the_wrapper_every_time(
         assert not control.watcher.running
     finally:
         await control.aclose()
+
+
+async def test_the_bus_is_let_go_idle_after_the_last_query(
+    sandbox: UserManagerSandbox, killed_unit: None
+) -> None:
+    control = build_control(sandbox_settings(idle_after=0.5), sandbox.env)
+    try:
+        await control.get(KILLED, OPERATOR)  # connects, and keeps the bus for idle_after
+        events = control.status_events([KILLED], OPERATOR)
+        await anext(events)
+        await events.aclose()  # the last subscriber leaves while the query's lease holds
+        assert control.watcher.running
+        await asyncio.to_thread(wait_until, lambda: not control.watcher.running, 5)
+        assert str(control.watcher.mode) == "idle"
+        before = control.runner.spawned
+        await control.get(KILLED, OPERATOR)  # and a query brings it back
+        assert str(control.watcher.mode) == "events"
+        assert control.runner.spawned == before + 1
+    finally:
+        await control.aclose()

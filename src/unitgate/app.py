@@ -209,6 +209,7 @@ def create_app(settings: Settings, control: ServiceControl | None = None) -> Sta
                         settings.body_read_timeout,
                     ),
                     authenticator,
+                    control.request_arrived,
                 ),
             ),
             Route("/healthz", healthz, methods=["GET"]),

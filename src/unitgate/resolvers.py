@@ -134,8 +134,14 @@ async def stop_service(info: Info, name: str) -> results.StopServiceResult:
 
 
 def shown(info: Info, status: UnitStatus) -> types.ServiceStatus:
-    """A status as this instance shows it (its id names the instance)."""
-    return types.ServiceStatus.from_unit(status, info.context.control.instance_name)
+    """A status as this instance shows it (its id names the instance). One object per status:
+    every subscriber of an event gets the same one, which lets its execution be shared."""
+    return _shown(status, info.context.control.instance_name)
+
+
+@functools.lru_cache(maxsize=1024)
+def _shown(status: UnitStatus, instance: str) -> types.ServiceStatus:
+    return types.ServiceStatus.from_unit(status, instance)
 
 
 async def instance(info: Info) -> types.Instance:

@@ -15,7 +15,8 @@ from unitgate.sandbox import UserManagerSandbox
 from unitgate.services.live.snapshot import Mode
 from unitgate.services.policy.control import ServiceControl, StatusEvent
 from unitgate.services.systemd.allowlist import DEFAULT_ALLOWLIST
-from unitgate.services.systemd.bus import BusUnavailable, SystemdSignals, bus_address, unit_object_path
+from unitgate.services.systemd.bus import SystemdSignals, bus_address, unit_object_path
+from unitgate.services.systemd.bus_sync import BusUnavailable
 from unitgate.services.systemd.status import UnitStatus
 from unitgate.services.systemd.units import Scope
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Mapping
 
 import pytest
 
@@ -79,13 +79,21 @@ class FakeSignals:
         self.closed = asyncio.Event()
         self.on_change = on_change
 
-    async def sync(self) -> None:
+    def begin_sync(self) -> asyncio.Future[None]:
         self.syncs += 1
+        answer: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if self.closed.is_set():
-            raise ConnectionResetError("the bus is gone")
-        for name in self.in_flight:  # what the manager sent before the round trip's answer
-            self.emit(name)
-        self.in_flight.clear()
+            answer.set_exception(ConnectionResetError("the bus is gone"))
+            return answer
+
+        def answered() -> None:
+            for name in self.in_flight:  # what the manager sent before the round trip's answer
+                self.emit(name)
+            self.in_flight.clear()
+            answer.set_result(None)
+
+        asyncio.get_running_loop().call_soon(answered)
+        return answer
 
     async def wait_closed(self) -> None:
         await self.closed.wait()
@@ -387,3 +395,40 @@ async def test_the_watcher_goes_idle_after_the_last_query() -> None:
     reads = systemd.reads
     await asyncio.sleep(0.1)
     assert systemd.reads == reads
+
+
+async def test_a_request_uses_the_round_trip_begun_when_it_arrived() -> None:
+    systemd = FakeSystemd(unit("a"))
+    signals = FakeSignals()
+    w = watcher(systemd, signals)
+    await w.fresh(max_age=HOUR)  # connects
+
+    async def request(pid: int) -> Mapping[str, UnitStatus] | None:
+        systemd.set(unit("a", pid=pid))
+        signals.in_flight.append("a")  # sent by systemd before the request arrived
+        w.arrived()  # as the auth gate does, in the request's own context
+        return await w.fresh(max_age=HOUR)
+
+    for pid in (5, 6, 7):
+        syncs = signals.syncs
+        answer = await asyncio.create_task(request(pid))
+        assert answer is not None
+        assert answer["a"] == unit("a", pid=pid)
+        assert signals.syncs == syncs + 1  # one round trip, the one begun on arrival
+    await w.stop()
+
+
+async def test_a_look_without_a_read_never_starts_or_reads() -> None:
+    systemd = FakeSystemd(unit("a"))
+    signals = FakeSignals()
+    w = watcher(systemd, signals)
+    assert await w.fresh(max_age=HOUR, read=False) is None
+    assert not w.running
+    assert systemd.reads == 0
+    await w.fresh(max_age=HOUR)  # a real query starts it
+    assert await w.fresh(max_age=HOUR, read=False) == {"a": unit("a")}
+    signals.in_flight.append("a")
+    assert await w.fresh(max_age=HOUR, read=False) is None  # stale: that would take a read
+    assert await w.fresh(max_age=0.0, read=False) is None  # too old, likewise
+    assert systemd.reads == 1
+    await w.stop()

@@ -1,12 +1,15 @@
-"""What every operation gets around it: its journal-line budget, and its type, outcome and
-duration told to an observer (the /metrics counters). One extension, so that each of a thousand
-open subscriptions holds one small object and one suspended frame for it, not two of each."""
+"""What every operation gets around it: the parser's token limit and the extra validation rules,
+its journal-line budget, and its type, outcome and duration told to an observer (the /metrics
+counters). One extension, so that each of a thousand open subscriptions holds one small object
+and one suspended frame for all of it, not one of each per concern (bench/ measures memory per
+subscriber)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
+from graphql import ASTValidationRule
 from strawberry.extensions import SchemaExtension
 
 from unitgate.schema.limits import end_log_budget, start_log_budget
@@ -14,10 +17,22 @@ from unitgate.schema.limits import end_log_budget, start_log_budget
 Observe = Callable[[str, bool, float], None]  # operation type, ok, seconds
 
 
-def per_operation(max_log_lines: int, observe: Observe | None = None) -> type[SchemaExtension]:
+def per_operation(
+    max_log_lines: int,
+    observe: Observe | None = None,
+    max_tokens: int | None = None,
+    rules: Sequence[type[ASTValidationRule]] = (),
+) -> type[SchemaExtension]:
+    extra_rules = tuple(rules)
+
     class PerOperation(SchemaExtension):
         def on_operation(self) -> Iterator[None]:
             started = time.monotonic()
+            # What strawberry's MaxTokensLimiter and AddValidationRules would each set.
+            context = self.execution_context
+            if max_tokens is not None:
+                context.parse_options["max_tokens"] = max_tokens
+            context.validation_rules = context.validation_rules + extra_rules
             # Set directly, not through a context manager: its objects would live as long as
             # every open subscription does.
             token = start_log_budget(max_log_lines)

@@ -8,8 +8,6 @@ from typing import Any, cast
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
-    AddValidationRules,
-    MaxTokensLimiter,
     ParserCache,
     ValidationCache,
 )
@@ -29,6 +27,8 @@ from unitgate.schema.limits import (
 )
 from unitgate.schema.observed import Observe, per_operation
 from unitgate.schema.scalars import SCALAR_MAP
+from unitgate.schema.shared_queries import SharedQueries
+from unitgate.schema.shared_results import SharedResults
 
 
 @strawberry.type
@@ -107,6 +107,10 @@ def _should_mask(error: GraphQLError) -> bool:
 
 
 class UnitgateSchema(strawberry.Schema):
+    # Set by build_schema: results shared by identical operations on the same state.
+    shared: SharedResults | None = None
+    shared_queries: SharedQueries | None = None
+
     async def execute(
         self,
         query: str | None,
@@ -122,9 +126,22 @@ class UnitgateSchema(strawberry.Schema):
         allowed = set(allowed_operation_types or DEFAULT_ALLOWED_OPERATION_TYPES) - {
             OperationType.SUBSCRIPTION
         }
-        result = await super().execute(
-            query, variable_values, context_value, root_value, operation_name, allowed, operation_extensions
-        )
+
+        async def run() -> ExecutionResult:
+            return await super(UnitgateSchema, self).execute(
+                query,
+                variable_values,
+                context_value,
+                root_value,
+                operation_name,
+                allowed,
+                operation_extensions,
+            )
+
+        if self.shared_queries is None:
+            result = await run()
+        else:
+            result = await self.shared_queries.run(run, query, variable_values, operation_name, context_value)
         for error in result.errors or ():
             with_code(error)
         return result
@@ -172,7 +189,8 @@ def build_schema(limits: DocumentLimits | None = None, observe: Observe | None =
     # of fragments that each spread the next one twice took them seconds per extra 100 bytes.
     # Introspection nesting is bounded by graphql-core's MaxIntrospectionDepthRule (a standard one).
     rules = [document_cost_rule(limits), OneServiceActionPerDocument]
-    return UnitgateSchema(
+    shared = SharedResults()
+    schema = UnitgateSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
@@ -181,15 +199,17 @@ def build_schema(limits: DocumentLimits | None = None, observe: Observe | None =
         # Factories, not instances: each operation gets its own extension objects. The caches
         # are bounded LRUs shared by all of them.
         extensions=[
-            lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
+            per_operation(limits.max_log_lines, observe, max_tokens=limits.max_tokens, rules=rules),
             lambda: ParserCache(maxsize=256),
-            lambda: AddValidationRules(rules),
             lambda: ValidationCache(maxsize=256),
             lambda: CodedErrors(should_mask_error=_should_mask),
-            per_operation(limits.max_log_lines, observe),
         ],
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
+        # Each subscription event executed once per document, variables and audience.
+        execution_context_class=shared.event_executor(types.event_moment),
     )
+    schema.shared, schema.shared_queries = shared, SharedQueries(shared, observe)
+    return schema
 
 
 schema = build_schema()

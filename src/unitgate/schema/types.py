@@ -11,6 +11,18 @@ from unitgate.services.systemd.logs import LogEntry
 from unitgate.services.systemd.status import UnitStatus
 
 
+def uptime_seconds(active_since: datetime | None, now: datetime) -> int | None:
+    """Whole seconds from `active_since` to `now`; None when not active."""
+    if active_since is None:
+        return None
+    return max(0, int((now - active_since).total_seconds()))
+
+
+def event_moment(event: object) -> int | None:
+    """What of a subscription event changes with time alone: a status's uptime, now."""
+    return event.uptime_seconds() if isinstance(event, ServiceStatus) else None
+
+
 @strawberry.type(description="The state of one allowlisted systemd service.")
 class ServiceStatus:
     id: strawberry.ID = strawberry.field(
@@ -66,9 +78,7 @@ class ServiceStatus:
 
     @strawberry.field(description="Seconds since activeSince, at the time of the answer.")
     def uptime_seconds(self) -> int | None:
-        if self.active_since is None:
-            return None
-        return max(0, int((datetime.now(UTC) - self.active_since).total_seconds()))
+        return uptime_seconds(self.active_since, datetime.now(UTC))
 
     @classmethod
     def from_unit(cls, status: UnitStatus, instance: str) -> ServiceStatus:

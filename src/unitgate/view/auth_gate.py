@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -16,9 +18,14 @@ class AuthGate:
     The GraphiQL page itself (a browser GET with no query) holds nothing and needs no token.
     """
 
-    def __init__(self, app: ASGIApp, authenticator: Authenticator) -> None:
+    def __init__(
+        self, app: ASGIApp, authenticator: Authenticator, on_admitted: Callable[[], None] = lambda: None
+    ) -> None:
         self.app = app
         self.authenticator = authenticator
+        # Told of each authenticated request as it arrives: status reads begin their round trip
+        # to systemd then, while the request is still being read and checked.
+        self.on_admitted = on_admitted
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -31,6 +38,7 @@ class AuthGate:
                     await unauthorized()(scope, receive, send)
                     return
                 scope.setdefault("state", {})["actor"] = actor
+                self.on_admitted()
         await self.app(scope, receive, send)
 
 

@@ -61,6 +61,11 @@ class UnitgateGraphQL(GraphQL[Context, None]):
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
         return HTMLResponse(self._ide_html)
 
+    def encode_json(self, data: object) -> str | bytes:
+        # A result shared by many callers (a status event, a status query) is serialized once.
+        shared = getattr(self.schema, "shared", None)
+        return shared.encode(data) if shared is not None else super().encode_json(data)
+
     def decode_json(self, data: str | bytes) -> object:
         return decode_guarded(super().decode_json, data)
 

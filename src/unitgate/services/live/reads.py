@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
+from typing import Protocol
 
 from unitgate.services.errors import ServiceNotAllowed, ServiceNotFound, UnitgateError
 from unitgate.services.live.singleflight import SingleFlight
@@ -10,8 +11,12 @@ from unitgate.services.systemd.allowlist import Allowlist
 from unitgate.services.systemd.status import UnitStatus
 from unitgate.services.systemd.systemctl import Systemctl
 
-# Every unit's status as systemd has it now, or None when nothing vouches for a snapshot.
-FreshSnapshot = Callable[[], Awaitable[Mapping[str, UnitStatus] | None]]
+
+class FreshSnapshot(Protocol):
+    """Every unit's status as systemd has it now, or None when nothing vouches for a snapshot;
+    with `read` False, None too where vouching would take a read."""
+
+    def __call__(self, read: bool = True) -> Awaitable[Mapping[str, UnitStatus] | None]: ...
 
 
 class StatusReads:
@@ -29,6 +34,10 @@ class StatusReads:
         """These reads, answered from `snapshot` whenever it vouches; the wrapper reads it falls
         back on share their flights with these."""
         return StatusReads(self.systemctl, snapshot, self.flights)
+
+    async def snapshot(self) -> Mapping[str, UnitStatus] | None:
+        """Every unit's status from the snapshot when it vouches for it with no read; else None."""
+        return None if self._snapshot is None else await self._snapshot(read=False)
 
     @property
     def allowlist(self) -> Allowlist:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -21,9 +21,9 @@ class UnitSignals(Protocol):
     @property
     def describe(self) -> str: ...
     async def connect(self, on_change: Callable[[str | None], None]) -> None: ...
-    async def sync(self) -> None:
-        """Return once every signal the manager sent before this call has been handed to
-        on_change; raise when the connection is gone."""
+    def begin_sync(self) -> asyncio.Future[None]:
+        """A round trip begun now: when it ends, every signal the manager sent before this call
+        has been handed to on_change; it fails when the connection is gone. Shared: shield it."""
 
     async def wait_closed(self) -> None: ...
     async def close(self) -> None: ...
@@ -46,12 +46,9 @@ class Snapshot:
     memory_refresh: bool = False
     read_at: float = 0.0  # time.monotonic() when the read behind it started
 
-    def outdated(self, max_age: float, dying: Callable[[int], bool]) -> bool:
-        """Failed, too old for its memory, or naming a main process that is dead or killed: one
-        systemd has not handled yet (it will, and signal it, within a millisecond or two)."""
-        return self.error is not None or time.monotonic() - self.read_at > max_age or self.names_dead(dying)
-
     def names_dead(self, dying: Callable[[int], bool]) -> bool:
+        """Whether a main process it names is dead or killed: one systemd has not handled yet (it
+        will, and signal it, within a millisecond or two)."""
         return any(s.main_pid is not None and dying(s.main_pid) for s in self.statuses.values())
 
 

@@ -23,7 +23,7 @@ async def status_changes(
     same for every subscriber: what lets the GraphQL layer execute it once for all of them.
     """
     async with watcher.watch():
-        snapshot = await watcher.current()
+        snapshot = await watcher.store.current()
         if snapshot.error is not None:
             yield snapshot.error
             return
@@ -42,7 +42,7 @@ async def status_changes(
             units.add(snapshot.statuses[name].unit_id)
             yield snapshot.statuses[name]
         while True:
-            snapshot = await watcher.after(snapshot.generation)
+            snapshot = await watcher.store.after(snapshot.generation)
             if snapshot.error is not None:
                 yield snapshot.error
                 continue

@@ -4,29 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 
-from unitgate.services.errors import SystemdUnavailable, UnitgateError
 from unitgate.services.live.snapshot import Mode, ReadAll, Snapshot, UnitSignals, WatcherTimings
-from unitgate.services.live.status_diff import memory_changed, state_changed
+from unitgate.services.live.snapshot_store import SnapshotStore
 from unitgate.services.systemd.status import UnitStatus
 
 log = logging.getLogger(__name__)
 # Sync-and-read rounds a query makes at most while a killed main process is still named (each
 # read takes longer than systemd needs to handle the death; the bound is for a stuck systemd).
 _ROUNDS = 3
+# The round trip begun when the current request arrived (see `arrived`), for its queries to use.
+_ARRIVAL: contextvars.ContextVar[tuple[asyncio.Future[None], Snapshot, bool] | None] = contextvars.ContextVar(
+    "arrival", default=None
+)
 
 
 class StatusWatcher:
     """Reads while anybody watches and publishes a new Snapshot when something a subscriber cares
-    about changed.
-
-    Subscribers do not get queues: each one compares the latest Snapshot with what it last sent,
-    so a slow client can only ever be behind by "the latest state", never by an unbounded backlog,
-    and the cost of a read does not grow with the number of subscribers.
-    """
+    about changed. Subscribers do not get queues: each one compares the latest Snapshot with what
+    it last sent, so a slow client can only ever be behind by "the latest state", never by an
+    unbounded backlog, and the cost of a read does not grow with the number of subscribers."""
 
     def __init__(
         self,
@@ -36,26 +37,18 @@ class StatusWatcher:
         accept_signal: Callable[[str], bool] = lambda name: True,
         dying: Callable[[int], bool] = lambda pid: False,
     ) -> None:
-        self._read_all = read_all
+        self.store = SnapshotStore(read_all)
         self.timings = timings
         self._signals = signals
-        self._snapshot = Snapshot(generation=0)
-        self._published = asyncio.Event()
         self._wake = asyncio.Event()
-        self._ready = asyncio.Event()
         self._read_wanted = False
         self._signalled = False
-        # A signal, a refresh or a stop since the read behind the current snapshot started.
-        self._stale = True
-        self._watchers = 0
+        self.watchers = 0  # subscribers
         self._lease_until = 0.0  # status queries keep a connected watcher running until then
         self._retry_at = 0.0  # after a failed connection, queries do not start it before then
         self._task: asyncio.Task[None] | None = None
-        self.reads = 0  # started
-        self._finished = 0
-        self._read_finished = asyncio.Event()
-        self.mode = Mode.IDLE
-        self.mode_detail = self._idle_detail()
+        self.mode, self.mode_detail = Mode.IDLE, ""
+        self._idle()
         # Which signals wake a read: the composition root drops those of the API's own actions,
         # whose own refresh covers them. Every signal still makes the snapshot stale.
         self._accept_signal = accept_signal
@@ -63,20 +56,21 @@ class StatusWatcher:
         self._dying = dying
 
     @property
+    def reads(self) -> int:
+        return self.store.started
+
+    @property
     def running(self) -> bool:
         return self._task is not None
 
-    @property
-    def watchers(self) -> int:
-        return self._watchers
-
-    async def fresh(self, max_age: float) -> Mapping[str, UnitStatus] | None:
+    async def fresh(self, max_age: float, read: bool = True) -> Mapping[str, UnitStatus] | None:
         """Every unit's status as systemd has it now, from the snapshot while the bus vouches that
         no signal came since its read and it is at most `max_age` old (memory has no signal);
         otherwise after one shared read. None when there is no bus to vouch: read yourself.
+        With `read` False, only what needs no read at all (nor a start): else None.
 
         A query keeps the watcher connected for idle_after seconds."""
-        if self._signals is None:
+        if self._signals is None or (self._task is None and not read):
             return None
         now = time.monotonic()
         self._lease_until = max(self._lease_until, now + self.timings.idle_after)
@@ -84,65 +78,75 @@ class StatusWatcher:
             if now < self._retry_at:
                 return None
             self._start()
-        if not await self._until(self._ready) or self.mode is not Mode.EVENTS:
+        if not await self._until(self.store.ready) or self.mode is not Mode.EVENTS:
             return None
-        for _ in range(_ROUNDS):
-            try:  # after every signal systemd sent before now: a death it handled is heard here
-                await self._signals.sync()
+        arrival = _ARRIVAL.get()
+        for round_ in range(_ROUNDS):
+            # After every signal systemd sent before now: a death it handled is heard here. The
+            # round trip is mostly waiting; /proc is looked at meanwhile (or when the request came).
+            if round_ == 0 and arrival is not None:
+                sync, checked, dead = arrival
+            else:
+                sync = self._signals.begin_sync()
+                checked, dead = self.store.latest, self.store.latest.names_dead(self._dying)
+            try:
+                await asyncio.shield(sync)
             except Exception:  # a lost bus means the wrapper, at once; the watcher sees the close
                 return None
-            snapshot = self._snapshot
-            if not (self._stale or snapshot.outdated(max_age, self._dying)):
+            snapshot = self.store.latest
+            if snapshot is not checked:  # a read ended meanwhile
+                dead = snapshot.names_dead(self._dying)
+            too_old = time.monotonic() - snapshot.read_at > max_age
+            if not (self.store.stale or snapshot.error or too_old or dead):
                 break
+            if not read:
+                return None
             wanted = self.reads + 1  # a read that starts after this point
             self._want_read()
-            while self._finished < wanted:
-                if not await self._until(self._read_finished):
+            while self.store.finished < wanted:
+                if not await self._until(self.store.read_finished):
                     return None
-            snapshot = self._snapshot
+            snapshot = self.store.latest
             if not snapshot.names_dead(self._dying):  # made after this query: fresh enough
                 break
         return snapshot.statuses if snapshot.error is None and self.mode is Mode.EVENTS else None
 
+    def arrived(self) -> None:
+        """A request that may read status has arrived: begin its round trip to systemd now, while
+        it is parsed and checked, rather than when a resolver asks (the request's `fresh` uses it)."""
+        if self.mode is Mode.EVENTS and self._signals is not None:
+            sync = self._signals.begin_sync()  # on its way while /proc is looked at
+            snapshot = self.store.latest
+            _ARRIVAL.set((sync, snapshot, snapshot.names_dead(self._dying)))
+
     def refresh(self) -> None:
         """Read again now for the subscribers (after a restart, say); a query will not trust the
         snapshot before a new read either, and with no subscriber it is the query that reads."""
-        self._stale = True
-        if self._watchers:
+        self.store.stale = True
+        if self.watchers:
             self._want_read()
 
     def signal(self, name: str | None) -> None:
         """A unit changed (None: any may have): subscribers get a read soon, with the rest of the
         same burst; with none, the next query reads."""
-        self._stale = True
-        if self._watchers and (name is None or self._accept_signal(name)):
+        self.store.stale = True
+        if self.watchers and (name is None or self._accept_signal(name)):
             self._signalled = True
             self._want_read()
-
-    async def current(self) -> Snapshot:
-        """The snapshot of a read made after watching began (waits for the first one)."""
-        await self._ready.wait()
-        return self._snapshot
-
-    async def after(self, generation: int) -> Snapshot:
-        """The latest snapshot newer than `generation`, waiting for one if need be."""
-        while self._snapshot.generation <= generation:
-            await self._published.wait()
-        return self._snapshot
 
     @contextlib.asynccontextmanager
     async def watch(self) -> AsyncIterator[None]:
         """Keeps the watcher reading, and publishing to `after`, while open."""
-        self._watchers += 1
+        self.watchers += 1
         if self._task is None:
             self._start()
-        elif self._watchers == 1:
+        elif self.watchers == 1:
             self._wake.set()  # from a query's lease to a subscriber: memory reads are due again
         try:
             yield
         finally:
-            self._watchers -= 1
-            if self._watchers == 0:
+            self.watchers -= 1
+            if self.watchers == 0:
                 if time.monotonic() >= self._lease_until:
                     await self.stop()
                 else:
@@ -158,15 +162,13 @@ class StatusWatcher:
         self._idle()
 
     def _start(self) -> None:
-        self._ready = asyncio.Event()
+        self.store.restart()
         self._task = asyncio.create_task(self._run(), name="unitgate-status-watcher")
 
     def _idle(self) -> None:
-        self._stale = True  # no signal is heard while stopped
-        self.mode, self.mode_detail = Mode.IDLE, self._idle_detail()
-
-    def _idle_detail(self) -> str:
-        return f"no subscriber, and no status query in the last {self.timings.idle_after:g} s"
+        self.store.stale = True  # no signal is heard while stopped
+        self.mode = Mode.IDLE
+        self.mode_detail = f"no subscriber, and no status query in the last {self.timings.idle_after:g} s"
 
     def _want_read(self) -> None:
         self._read_wanted = True
@@ -191,7 +193,7 @@ class StatusWatcher:
         timings = self.timings
         try:
             closed = await self._connect()
-            await self._read_once(memory=True)
+            await self.store.read(memory=True, trusted=self.mode is Mode.EVENTS)
             now = time.monotonic()
             memory_due, poll_due = now + timings.memory_interval, now + timings.poll_interval
             reconnect_due = now + timings.reconnect_interval
@@ -201,11 +203,11 @@ class StatusWatcher:
                     self._fall_back("the bus connection closed")
                     reconnect_due = time.monotonic() + timings.reconnect_interval
                 now = time.monotonic()
-                if self._watchers == 0 and (self.mode is not Mode.EVENTS or now >= self._lease_until):
+                if self.watchers == 0 and (self.mode is not Mode.EVENTS or now >= self._lease_until):
                     # Queries keep a connected watcher only: polling for them would cost processes.
                     self._retry_at = now + timings.reconnect_interval if self.mode is Mode.POLLING else 0.0
                     return
-                deadlines = [memory_due if self._watchers else self._lease_until]
+                deadlines = [memory_due if self.watchers else self._lease_until]
                 if self.mode is Mode.POLLING:
                     deadlines.append(poll_due)
                     if self._signals is not None:
@@ -220,21 +222,23 @@ class StatusWatcher:
                 if self.mode is Mode.POLLING and self._signals is not None and now >= reconnect_due:
                     closed = await self._connect()
                     reconnect_due = now + timings.reconnect_interval
-                memory = self._watchers > 0 and now >= memory_due
+                memory = self.watchers > 0 and now >= memory_due
                 if memory:
                     memory_due = now + timings.memory_interval
                 if self._read_wanted or memory or (self.mode is Mode.POLLING and now >= poll_due):
                     self._read_wanted = False
                     poll_due = now + timings.poll_interval
-                    await self._read_once(memory=memory)
+                    await self.store.read(memory=memory, trusted=self.mode is Mode.EVENTS)
         finally:
-            if closed is not None:
-                closed.cancel()
-            if self._signals is not None:
-                await self._signals.close()
-            if self._task is asyncio.current_task():
-                self._task = None
-                self._idle()
+            try:
+                if closed is not None:
+                    closed.cancel()
+                if self._signals is not None:
+                    await self._signals.close()
+            finally:
+                if self._task is asyncio.current_task():  # it ended itself: nobody stopped it
+                    self._task = None
+                    self._idle()
 
     async def _connect(self) -> asyncio.Task[None] | None:
         """Listen for signals if we can; otherwise poll, and say why."""
@@ -255,7 +259,7 @@ class StatusWatcher:
             log.warning(
                 "status watcher falls back to polling every %g s: %s", self.timings.poll_interval, reason
             )
-        self._stale = True
+        self.store.stale = True
         self.mode, self.mode_detail = Mode.POLLING, reason
 
     async def _wait(self, timeout: float, closed: asyncio.Task[None] | None) -> None:
@@ -266,34 +270,3 @@ class StatusWatcher:
             await asyncio.wait(waits, timeout=max(0.0, timeout), return_when=asyncio.FIRST_COMPLETED)
         finally:
             waits[0].cancel()
-
-    async def _read_once(self, memory: bool) -> None:
-        self.reads += 1
-        self._stale = self.mode is not Mode.EVENTS  # a signal during this read makes it stale again
-        previous = self._snapshot
-        started = time.monotonic()
-        try:
-            statuses = {status.name: status for status in await self._read_all()}
-            error: UnitgateError | None = None
-        except UnitgateError as failure:
-            statuses, error = dict(previous.statuses), failure
-        except Exception:
-            log.exception("status watcher read failed")
-            statuses, error = dict(previous.statuses), SystemdUnavailable("status read failed")
-        first = not self._ready.is_set()
-        changed = state_changed(previous.statuses, statuses) or (
-            memory and memory_changed(previous.statuses, statuses)
-        )
-        if first or error is not None or previous.error is not None or changed:
-            self._publish(Snapshot(previous.generation + 1, statuses, error, memory, started))
-        else:
-            self._snapshot = Snapshot(previous.generation, statuses, None, previous.memory_refresh, started)
-        self._ready.set()
-        self._finished += 1
-        finished, self._read_finished = self._read_finished, asyncio.Event()
-        finished.set()
-
-    def _publish(self, snapshot: Snapshot) -> None:
-        self._snapshot = snapshot
-        published, self._published = self._published, asyncio.Event()
-        published.set()

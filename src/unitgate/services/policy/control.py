@@ -7,7 +7,7 @@ live layers, all built for it by the composition root (app.build_control).
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 
 from unitgate.services import errors
@@ -88,6 +88,16 @@ class ServiceControl:
     async def statuses(self, names: Sequence[str]) -> list[UnitStatus]:
         """Status of allowlisted `names` (checked first), in order, from one shared read."""
         return await self.reads.statuses(names)
+
+    async def status_snapshot(self) -> Mapping[str, UnitStatus] | None:
+        """What every status read would answer from now: the watcher's snapshot (one object per
+        read, so the same object means the same state), or None when that would take a read (a
+        process) or reads go to systemctl. Never starts anything: names are still unchecked."""
+        return await self.reads.snapshot()
+
+    def status_snapshot_is(self, statuses: Mapping[str, UnitStatus]) -> bool:
+        """Whether `statuses` is still the watcher's latest read."""
+        return self.watcher.store.latest.statuses is statuses
 
     async def list_installed(self, actor: Actor) -> list[UnitStatus]:
         """Every installed allowlisted unit in the caller's scope, once: an allowlisted alias of
@@ -197,6 +207,11 @@ class ServiceControl:
         if not actor.sees(checked):
             raise errors.ServiceNotAllowed(checked)
         return checked
+
+    def request_arrived(self) -> None:
+        """A request has arrived that may read status: what it reads will be at least as new as
+        now (the watcher begins the round trip to systemd that vouches for its snapshot)."""
+        self.watcher.arrived()
 
     def visible(self, actor: Actor) -> list[str]:
         """The allowlisted services the caller reaches, sorted."""

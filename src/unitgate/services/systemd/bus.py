@@ -5,22 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine, Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
 
 from dbus_fast import BusType, Message, MessageType
 from dbus_fast.aio import MessageBus
 from dbus_fast.errors import DBusError
 
+from unitgate.services.systemd.bus_sync import MANAGER_PATH, SYSTEMD, BusUnavailable, Pings, RoundTrips
 from unitgate.services.systemd.units import Scope, unit_for
 
 log = logging.getLogger(__name__)
 
-SYSTEMD = "org.freedesktop.systemd1"
-MANAGER_PATH = "/org/freedesktop/systemd1"
 UNIT_PATH_PREFIX = "/org/freedesktop/systemd1/unit/"
 _CONNECT_TIMEOUT = 5.0
-_SYNC_TIMEOUT = 2.0
 # Manager signals after which any unit may read differently: a daemon-reload, unit files changed.
 _MANAGER_SIGNALS = ("Reloading", "UnitFilesChanged")
 
@@ -54,47 +51,6 @@ def bus_address(scope: Scope, environ: Mapping[str, str]) -> str | None:
     return f"unix:path={runtime_dir}/bus" if runtime_dir else None
 
 
-class BusUnavailable(Exception):
-    pass
-
-
-class RoundTrips:
-    """`await wait()` returns once a round trip that began after the call has ended (or raises
-    its error). Callers arriving while one is out share the next one, so at most two are ever
-    pending, however many callers there are."""
-
-    def __init__(self, round_trip: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        self._round_trip = round_trip
-        self._current: asyncio.Task[None] | None = None
-        self._next: asyncio.Task[None] | None = None
-
-    async def wait(self) -> None:
-        if self._next is not None:
-            task = self._next
-        elif self._current is not None and not self._current.done():
-            task = self._next = _started(self._after(self._current))
-        else:
-            task = self._current = _started(self._round_trip())
-        await asyncio.shield(task)
-
-    async def _after(self, previous: asyncio.Task[None]) -> None:
-        await asyncio.wait([previous])
-        self._current, self._next = self._next, None
-        await self._round_trip()
-
-
-def _started(work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-    task = asyncio.ensure_future(work)
-    task.add_done_callback(_retrieve)
-    return task
-
-
-def _retrieve(task: asyncio.Task[None]) -> None:
-    # A failure every waiter left before is not reported as never retrieved.
-    if not task.cancelled():
-        task.exception()
-
-
 class SystemdSignals:
     """One bus connection that tells `on_change(name)` when an allowlisted unit's properties
     change. systemd only emits these once some client has called Manager.Subscribe(), and the
@@ -105,7 +61,8 @@ class SystemdSignals:
         self.address = address
         self._paths = {unit_object_path(unit_for(name)): name for name in names}
         self._bus: MessageBus | None = None
-        self._pings = RoundTrips(self._ping)
+        self._pings: Pings | None = None
+        self._round_trips = RoundTrips(self._ping)
 
     @property
     def describe(self) -> str:
@@ -143,6 +100,7 @@ class SystemdSignals:
             bus.disconnect()
             raise BusUnavailable(f"cannot use {self.describe}: {error or type(error).__name__}") from None
         self._bus = bus
+        self._pings = Pings(bus)
 
     async def _subscribe(self, bus: MessageBus) -> None:
         try:
@@ -184,27 +142,29 @@ class SystemdSignals:
         elif message.member in _MANAGER_SIGNALS and message.path == MANAGER_PATH:
             on_change(None)
 
-    async def sync(self) -> None:
-        """Return once every signal systemd sent before this call has been dispatched: a Ping to
-        the manager, answered in order after them (systemd handles a dead child before a bus
-        message, and one connection's messages arrive in the order they were sent). Concurrent
-        callers share the round trip that starts after they call."""
-        await self._pings.wait()
+    def begin_sync(self) -> asyncio.Future[None]:
+        """A round trip to systemd that begins now (or right after the one out, shared): when it
+        ends, every signal systemd sent before this call has been dispatched. Await it through
+        asyncio.shield: other callers share it."""
+        return self._round_trips.begin()
 
-    async def _ping(self) -> None:
-        bus = self._bus
-        if bus is None or not bus.connected:
-            raise BusUnavailable("not connected")
-        async with asyncio.timeout(_SYNC_TIMEOUT):
-            await self._call(bus, SYSTEMD, MANAGER_PATH, "org.freedesktop.DBus.Peer", "Ping", "", [])
+    def _ping(self) -> asyncio.Future[None]:
+        if self._pings is None:
+            failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            failed.set_exception(BusUnavailable("not connected"))
+            return failed
+        return self._pings.send()
 
     async def wait_closed(self) -> None:
         if self._bus is not None:
             with contextlib.suppress(Exception):
-                await self._bus.wait_for_disconnect()  # type: ignore[no-untyped-call]
+                # Shielded: cancelling this wait must not cancel the bus's own disconnect future,
+                # which every other waiter (close() among them) awaits too.
+                await asyncio.shield(self._bus.wait_for_disconnect())  # type: ignore[no-untyped-call]
 
     async def close(self) -> None:
         bus, self._bus = self._bus, None
+        self._pings = None
         if bus is not None:
             bus.disconnect()
             with contextlib.suppress(Exception):

@@ -10,13 +10,18 @@ _SIGKILL_BIT = 1 << (9 - 1)  # signal n is bit n-1 of the pending masks
 def killed(status: bytes) -> bool:
     """Whether a /proc/<pid>/status text shows a zombie or a SIGKILL pending (sent, not yet acted
     on by the dying process: kill(2) returns before the process has exited)."""
-    for line in status.splitlines():
-        key, _, value = line.partition(b":")
-        if key == b"State" and value.strip()[:1] in (b"Z", b"X"):
-            return True
-        if key in (b"SigPnd", b"ShdPnd") and int(value.strip() or b"0", 16) & _SIGKILL_BIT:
-            return True
-    return False
+    if _field(status, b"\nState:")[:1] in (b"Z", b"X"):
+        return True
+    return any(int(_field(status, key) or b"0", 16) & _SIGKILL_BIT for key in (b"\nSigPnd:", b"\nShdPnd:"))
+
+
+def _field(status: bytes, key: bytes) -> bytes:
+    # A find per field, not a split of every line: this runs for each main process per query.
+    start = status.find(key)
+    if start < 0:
+        return b""
+    end = status.find(b"\n", start + 1)
+    return status[start + len(key) : end if end >= 0 else None].strip()
 
 
 def killed_or_gone(pid: int) -> bool:
