@@ -9,7 +9,8 @@ from typing import Any
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+from unitgate.ws_protocol import LeanWebSocketProtocol
 
 ACCEPT_BACKLOG = 128
 _REASONS = {
@@ -146,17 +147,6 @@ def guarded_protocol(limits: EdgeLimits) -> type[asyncio.Protocol]:
             self._disarm_head_timer()
 
     return GuardedHttpToolsProtocol
-
-
-class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's websockets-sansio protocol, letting go of the handshake once it is answered: it
-    keeps the upgrade request and its response (their headers) for the whole connection, about
-    3 KiB that a thousand idle dashboards each pay (bench/ measures memory per subscriber)."""
-
-    async def send(self, message: Any) -> None:
-        await super().send(message)
-        if self.handshake_complete and getattr(self, "request", None) is not None:
-            self.request = self.response = None  # type: ignore[assignment]
 
 
 def uvicorn_options(limits: EdgeLimits | None = None) -> dict[str, Any]:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import ParamSpec, TypeAlias, TypeVar, cast
+from typing import Generic, ParamSpec, TypeAlias, TypeVar, cast
 
 import strawberry
 from strawberry.dataloader import DataLoader
@@ -74,15 +73,27 @@ def typed_errors(resolver: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R
     return answer
 
 
-async def stream(
-    events: AsyncGenerator[T | UnitgateError, None], convert: Callable[[T], R]
-) -> AsyncGenerator[R, None]:
-    """A subscription's events as schema types, typed errors included; the source is closed
-    however the subscriber leaves, so shared watchers and log followers end with their last."""
-    async with contextlib.aclosing(events):
-        async for event in events:
-            # As in typed_errors: the field's union lists the error types it can yield.
-            yield cast(R, error_result(event)) if isinstance(event, UnitgateError) else convert(event)
+class converted(Generic[T, R]):
+    """A subscription's events as schema types, typed errors included. Closing it closes the
+    source, however the subscriber leaves, so shared watchers and log followers end with their
+    last. A small object, not an async generator: each open subscription holds no frame for it."""
+
+    __slots__ = ("_convert", "_events")
+
+    def __init__(self, events: AsyncGenerator[T | UnitgateError, None], convert: Callable[[T], R]) -> None:
+        self._events = events
+        self._convert = convert
+
+    def __aiter__(self) -> converted[T, R]:
+        return self
+
+    async def __anext__(self) -> R:
+        event = await self._events.__anext__()
+        # As in typed_errors: the field's union lists the error types it can yield.
+        return cast(R, error_result(event)) if isinstance(event, UnitgateError) else self._convert(event)
+
+    async def aclose(self) -> None:
+        await self._events.aclose()
 
 
 @typed_errors
@@ -172,17 +183,15 @@ async def service_logs(info: Info, name: str, lines: int = 50) -> results.Servic
 
 async def service_logs_followed(
     info: Info, name: str, after_cursor: str | None = None
-) -> AsyncGenerator[results.ServiceLogEvent, None]:
+) -> AsyncIterator[results.ServiceLogEvent]:
     events = info.context.control.follow_logs(name, info.context.require_actor(), after_cursor)
-    async with contextlib.aclosing(stream(events, types.LogLine.from_entry)) as lines:
-        async for line in lines:
-            yield line
+    return converted(events, types.LogLine.from_entry)
 
 
 async def service_status_changed(
     info: Info, names: list[str] | None = None
-) -> AsyncGenerator[results.ServiceStatusEvent, None]:
+) -> AsyncIterator[results.ServiceStatusEvent]:
     # Returned, not re-yielded: strawberry closes it when the subscriber leaves, and a thousand
     # open subscriptions each hold one generator fewer.
     events = info.context.control.status_events(names, info.context.require_actor())
-    return stream(events, functools.partial(shown, info))
+    return converted(events, functools.partial(shown, info))

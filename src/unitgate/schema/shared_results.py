@@ -111,9 +111,10 @@ class SharedResults:
             entry.encoded = _dumps(data)
         return entry.encoded
 
-    def event_executor(self, moment: Callable[[object], Hashable]) -> type[Executor[Any]]:
+    def event_executor(self, moment: Callable[[object], Hashable | None]) -> type[Executor[Any]]:
         """strawberry's executor, with each subscription event executed once per document,
-        variables and audience; `moment(event)` is what of the event changes with time."""
+        variables and audience; `moment(event)` is what of the event changes with time, None for
+        an event that is not shared."""
         shared = self
 
         class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
@@ -125,9 +126,11 @@ class SharedResults:
         class _PerEvent(SharedEventExecutor):
             def execute_operation(self, serially: bool | None = None) -> Any:
                 event = self.root_value
+                now = moment(event)
+                if now is None:
+                    return super().execute_operation(serially)
                 actor = getattr(self.context_value, "actor", None)
                 variables = json.dumps(self.variable_values, sort_keys=True, default=str)
-                now = moment(event)
                 key = (id(self.operation), variables, audience(actor), id(event), now)
                 found = shared.get(key)
                 if found is not None:

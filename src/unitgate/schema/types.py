@@ -18,9 +18,10 @@ def uptime_seconds(active_since: datetime | None, now: datetime) -> int | None:
     return max(0, int((now - active_since).total_seconds()))
 
 
-def event_moment(event: object) -> int | None:
-    """What of a subscription event changes with time alone: a status's uptime, now."""
-    return event.uptime_seconds() if isinstance(event, ServiceStatus) else None
+def event_moment(event: object) -> tuple[int | None] | None:
+    """What of a subscription event changes with time alone (a status's uptime, now), or None for
+    an event that is not shared: only statuses are one object for every subscriber."""
+    return (event.uptime_seconds(),) if isinstance(event, ServiceStatus) else None
 
 
 @strawberry.type(description="The state of one allowlisted systemd service.")

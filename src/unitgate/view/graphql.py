@@ -82,6 +82,7 @@ class UnitgateGraphQL(GraphQL[Context, None]):
         if actor is None:
             raise ConnectionRejectionError({"message": UNAUTHENTICATED})
         context.actor = actor
+        context.connection_params = None  # the token is not kept for the connection's life
         if self.admission is not None:
             self.admission.authenticated(context.connection)
 

@@ -83,6 +83,12 @@ class GraphQLTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             return
         await super().handle_message(message)
 
+    async def handle_connection_init(self, message: Any) -> None:
+        await super().handle_connection_init(message)
+        # Cancelled by now; kept, the task would hold its CancelledError, traceback and frames
+        # for the whole connection.
+        self.connection_init_timeout_task = None
+
 
 class GraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
     async def handle_message(self, message: Any) -> None:

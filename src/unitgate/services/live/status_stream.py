@@ -22,7 +22,8 @@ async def status_changes(
     on yields its error and the stream goes on. Every event is the snapshot's own object, the
     same for every subscriber: what lets the GraphQL layer execute it once for all of them.
     """
-    async with watcher.watch():
+    watcher.join()
+    try:
         snapshot = await watcher.store.current()
         if snapshot.error is not None:
             yield snapshot.error
@@ -53,3 +54,5 @@ async def status_changes(
                     sent[name] = status
                     units.add(status.unit_id)
                     yield status
+    finally:
+        await watcher.leave()

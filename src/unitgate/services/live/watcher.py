@@ -7,7 +7,7 @@ import contextlib
 import contextvars
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 
 from unitgate.services.live.snapshot import Mode, ReadAll, Snapshot, UnitSignals, WatcherTimings
 from unitgate.services.live.snapshot_store import SnapshotStore
@@ -134,23 +134,22 @@ class StatusWatcher:
             self._signalled = True
             self._want_read()
 
-    @contextlib.asynccontextmanager
-    async def watch(self) -> AsyncIterator[None]:
-        """Keeps the watcher reading, and publishing to `after`, while open."""
+    def join(self) -> None:
+        """A subscriber: keep reading, and publishing to `store.after`, until it leaves. (A pair
+        of calls, not a context manager: each open subscription would hold one more object.)"""
         self.watchers += 1
         if self._task is None:
             self._start()
         elif self.watchers == 1:
             self._wake.set()  # from a query's lease to a subscriber: memory reads are due again
-        try:
-            yield
-        finally:
-            self.watchers -= 1
-            if self.watchers == 0:
-                if time.monotonic() >= self._lease_until:
-                    await self.stop()
-                else:
-                    self._wake.set()  # the lease alone keeps it now
+
+    async def leave(self) -> None:
+        self.watchers -= 1
+        if self.watchers == 0:
+            if time.monotonic() >= self._lease_until:
+                await self.stop()
+            else:
+                self._wake.set()  # the lease alone keeps it now
 
     async def stop(self) -> None:
         task, self._task = self._task, None
