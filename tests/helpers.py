@@ -19,6 +19,7 @@ import uvicorn
 
 from unitgate.config import Settings
 from unitgate.edge import uvicorn_options
+from unitgate.sandbox import UserManagerSandbox
 from unitgate.sandbox_host import process_tree
 from unitgate.services.policy.access import Role, scoped_actor
 from unitgate.services.policy.control import ServiceControl
@@ -84,6 +85,7 @@ class RunningServer:
     ws_url: str
     control: ServiceControl
     loop: asyncio.AbstractEventLoop
+    app: Any = None
 
     def call(self, coroutine: Any, timeout: float = 10) -> Any:
         """Run a coroutine on the server's own loop (to inspect its tasks, say)."""
@@ -114,7 +116,7 @@ def serve(app: Any, control: ServiceControl) -> Iterator[RunningServer]:
         time.sleep(0.01)
     try:
         yield RunningServer(
-            f"http://127.0.0.1:{port}/graphql", f"ws://127.0.0.1:{port}/graphql", control, loops[0]
+            f"http://127.0.0.1:{port}/graphql", f"ws://127.0.0.1:{port}/graphql", control, loops[0], app
         )
     finally:
         uv.should_exit = True
@@ -199,3 +201,19 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+@contextlib.contextmanager
+def started_unit(sandbox: UserManagerSandbox, name: str, body: str) -> Iterator[str]:
+    """A unit of this test's own in the sandbox, started; stopped, removed and forgotten after."""
+    path = sandbox.unit_dir / f"{name}.service"
+    path.write_text(body)
+    sandbox.systemctl("daemon-reload")
+    sandbox.systemctl("start", f"{name}.service")
+    try:
+        yield name
+    finally:
+        sandbox.systemctl("stop", f"{name}.service", check=False)
+        path.unlink()
+        sandbox.systemctl("daemon-reload")
+        sandbox.systemctl("reset-failed", check=False)

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.helpers import OPERATOR
+from tests.helpers import OPERATOR, started_unit
 from unitgate.sandbox import UserManagerSandbox
 from unitgate.services.errors import ReloadFailed
 from unitgate.services.policy.control import ServiceControl
@@ -21,17 +21,8 @@ UNIT = (
 
 @pytest.fixture
 def self_killing_unit(sandbox: UserManagerSandbox) -> Iterator[str]:
-    path = sandbox.unit_dir / f"{SELF_KILLING}.service"
-    path.write_text(UNIT)
-    sandbox.systemctl("daemon-reload")
-    sandbox.systemctl("start", f"{SELF_KILLING}.service")
-    try:
-        yield SELF_KILLING
-    finally:
-        sandbox.systemctl("stop", f"{SELF_KILLING}.service", check=False)
-        path.unlink()
-        sandbox.systemctl("daemon-reload")
-        sandbox.systemctl("reset-failed", check=False)
+    with started_unit(sandbox, SELF_KILLING, UNIT) as name:
+        yield name
 
 
 async def test_a_reload_that_kills_the_service_is_a_failure(

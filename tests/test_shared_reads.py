@@ -58,3 +58,35 @@ async def test_no_status_is_cached_across_operations_on_one_websocket(server: Ru
             "mainPid"
         ]
         assert await pid("2") == restarted != first
+
+
+async def test_an_event_is_executed_once_for_every_subscriber_of_one_document(server: RunningServer) -> None:
+    shared = server.app.state.graphql.schema.shared
+    query = f'subscription {{ serviceStatusChanged(names: ["{HEALTHY}"]) {{ ... on ServiceStatus {{ mainPid }} }} }}'
+    sockets = []
+    try:
+        for number in range(20):
+            ws = await websockets.connect(server.ws_url, subprotocols=["graphql-transport-ws"])  # type: ignore[list-item]
+            sockets.append(ws)
+            auth = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+            await ws.send(json.dumps({"type": "connection_init", "payload": auth}))
+            assert json.loads(await ws.recv())["type"] == "connection_ack"
+            await ws.send(json.dumps({"id": f"op{number}", "type": "subscribe", "payload": {"query": query}}))
+            await ws.recv()  # the current status
+        executed, handed_out = shared.executed, shared.shared
+        restarted = (await post(server.url, RESTART, {"name": HEALTHY}))["data"]["restartService"]["service"]
+        texts = []
+        for number, ws in enumerate(sockets):
+            text = str(await ws.recv())
+            assert (
+                json.loads(text)["payload"]["data"]["serviceStatusChanged"]["mainPid"] == restarted["mainPid"]
+            )
+            texts.append(text.replace(f'"op{number}"', '"op"'))
+        assert len(set(texts)) == 1  # the same bytes, but for each operation's own id
+        # One execution for twenty subscribers (two if a second of uptime ticked during the
+        # fan-out: the answer is then made anew, as it must be).
+        assert shared.executed - executed <= 2
+        assert shared.shared - handed_out >= 18
+    finally:
+        for ws in sockets:
+            await ws.close()

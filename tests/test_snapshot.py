@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import OPERATOR, bearer, sandbox_settings, wait_until
+from tests.helpers import OPERATOR, bearer, sandbox_settings, started_unit, wait_until
 from unitgate.app import build_control, create_app
 from unitgate.sandbox import UserManagerSandbox
 from unitgate.services.live.snapshot import Mode
@@ -32,16 +32,8 @@ QUERY = f'{{ service(name: "{KILLED}") {{ ... on ServiceStatus {{ mainPid active
 
 @pytest.fixture(scope="module")
 def killed_unit(sandbox: UserManagerSandbox) -> Iterator[None]:
-    path = sandbox.unit_dir / f"{KILLED}.service"
-    path.write_text(UNIT)
-    sandbox.systemctl("daemon-reload")
-    sandbox.systemctl("start", f"{KILLED}.service")
-    try:
+    with started_unit(sandbox, KILLED, UNIT):
         yield
-    finally:
-        sandbox.systemctl("stop", f"{KILLED}.service", check=False)
-        path.unlink()
-        sandbox.systemctl("daemon-reload")
 
 
 @pytest.fixture

@@ -432,3 +432,18 @@ async def test_a_look_without_a_read_never_starts_or_reads() -> None:
     assert await w.fresh(max_age=0.0, read=False) is None  # too old, likewise
     assert systemd.reads == 1
     await w.stop()
+
+
+async def test_a_subscriber_joining_after_unheeded_signals_starts_from_a_new_read() -> None:
+    systemd = FakeSystemd(unit("a"))
+    signals = FakeSignals()
+    w = watcher(systemd, signals)
+    await w.fresh(max_age=HOUR)  # running for queries, nobody subscribed
+    systemd.set(unit("a", state="activating", pid=None))
+    signals.emit("a")  # heard, not read: no subscriber, and no query since
+    assert systemd.reads == 1
+    events = status_changes(w, ["a"])
+    assert await anext(events) == unit("a", state="activating", pid=None)
+    assert systemd.reads == 2
+    await events.aclose()
+    await w.stop()

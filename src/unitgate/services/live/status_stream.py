@@ -24,7 +24,7 @@ async def status_changes(
     """
     watcher.join()
     try:
-        snapshot = await watcher.store.current()
+        snapshot = await watcher.current()
         if snapshot.error is not None:
             yield snapshot.error
             return

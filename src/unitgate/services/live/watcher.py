@@ -134,6 +134,18 @@ class StatusWatcher:
             self._signalled = True
             self._want_read()
 
+    async def current(self) -> Snapshot:
+        """What a new subscriber starts from: the latest read, or a read made after this call when
+        signals made that one stale while nobody was subscribed to read on them."""
+        snapshot = await self.store.current()
+        if self.store.stale and self.mode is Mode.EVENTS:
+            wanted = self.reads + 1
+            self._want_read()
+            while self.store.finished < wanted and await self._until(self.store.read_finished):
+                pass
+            snapshot = self.store.latest
+        return snapshot
+
     def join(self) -> None:
         """A subscriber: keep reading, and publishing to `store.after`, until it leaves. (A pair
         of calls, not a context manager: each open subscription would hold one more object.)"""
