@@ -31,7 +31,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from unitgate.services.policy.access import Actor
 
-_SIZE = 512  # results kept: events in flight and recent snapshots, for every document in use
+_SIZE = 256  # results kept: events in flight and recent snapshots, for every document in use
 
 
 def audience(actor: Actor | None) -> Hashable:
