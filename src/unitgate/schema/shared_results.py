@@ -23,7 +23,7 @@ import json
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql.execution import Executor
@@ -118,15 +118,16 @@ class SharedResults:
         shared = self
 
         class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
+            per_event = False  # the copy made for one subscription event, not the operation's own
+
             def build_per_event_executor(self, payload: Any) -> Executor[Any]:
-                executor = super().build_per_event_executor(payload)
-                executor.__class__ = _PerEvent
+                executor = cast("SharedEventExecutor", super().build_per_event_executor(payload))
+                executor.per_event = True  # a copy of this one: of this class
                 return executor
 
-        class _PerEvent(SharedEventExecutor):
             def execute_operation(self, serially: bool | None = None) -> Any:
                 event = self.root_value
-                now = moment(event)
+                now = moment(event) if self.per_event else None
                 if now is None:
                     return super().execute_operation(serially)
                 actor = getattr(self.context_value, "actor", None)
