@@ -153,3 +153,29 @@ async def test_the_bus_is_let_go_idle_after_the_last_query(
         assert control.runner.spawned == before + 1
     finally:
         await control.aclose()
+
+
+async def test_an_allowlisted_alias_is_never_answered_stale(sandbox: UserManagerSandbox) -> None:
+    """systemd signals a unit on its own object path only: with just `mysql` allowlisted, an
+    alias of another unit, the watcher must learn to listen there, or a restart would go unseen
+    until memory_max_age."""
+    body = "[Service]\nExecStart=/bin/sleep infinity\n"
+    with started_unit(sandbox, "php8.0-fpm", body):
+        alias = sandbox.unit_dir / "mysql.service"
+        alias.symlink_to(sandbox.unit_dir / "php8.0-fpm.service")
+        sandbox.systemctl("daemon-reload")
+        settings = sandbox_settings(allowlist=["mysql"], memory_max_age=3600.0)
+        control = build_control(settings, sandbox.env)
+        try:
+            assert (await control.get("mysql", OPERATOR)).unit_id == "php8.0-fpm.service"
+            for _ in range(3):
+                # A start kills no process: only the unit's signal can say the snapshot is old.
+                await asyncio.to_thread(sandbox.systemctl, "stop", "php8.0-fpm.service")
+                assert (await control.get("mysql", OPERATOR)).active_state == "inactive"
+                await asyncio.to_thread(sandbox.systemctl, "start", "php8.0-fpm.service")
+                assert (await control.get("mysql", OPERATOR)).active_state == "active"
+            assert str(control.watcher.mode) == "events"
+        finally:
+            await control.aclose()
+            alias.unlink()
+            sandbox.systemctl("daemon-reload")

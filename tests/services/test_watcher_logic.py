@@ -66,6 +66,7 @@ class FakeSignals:
         self.closed = asyncio.Event()
         self.connects = 0
         self.syncs = 0
+        self.followed: set[str] = set()  # the units of aliases, learnt from reads
         self.in_flight: list[str | None] = []  # sent by the manager, not yet dispatched here
 
     @property
@@ -94,6 +95,12 @@ class FakeSignals:
 
         asyncio.get_running_loop().call_soon(answered)
         return answer
+
+    async def follow_units(self, units: Mapping[str, str]) -> bool:
+        aliased = {unit for name, unit in units.items() if unit != f"{name}.service"}
+        new = aliased - self.followed
+        self.followed |= new
+        return bool(new)
 
     async def wait_closed(self) -> None:
         await self.closed.wait()
@@ -446,4 +453,17 @@ async def test_a_subscriber_joining_after_unheeded_signals_starts_from_a_new_rea
     assert await anext(events) == unit("a", state="activating", pid=None)
     assert systemd.reads == 2
     await events.aclose()
+    await w.stop()
+
+
+async def test_an_alias_learnt_from_a_read_is_listened_to_and_read_again() -> None:
+    systemd = FakeSystemd(unit("mysql", unit_id="mariadb.service"))
+    signals = FakeSignals()
+    w = watcher(systemd, signals)
+    assert await w.fresh(max_age=HOUR) == {"mysql": unit("mysql", unit_id="mariadb.service")}
+    assert signals.followed == {"mariadb.service"}
+    # Whatever changed before the match was in place went unheard: that read is not trusted.
+    assert systemd.reads == 2
+    await w.fresh(max_age=HOUR)
+    assert systemd.reads == 2
     await w.stop()

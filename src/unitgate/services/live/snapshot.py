@@ -25,6 +25,9 @@ class UnitSignals(Protocol):
         """A round trip begun now: when it ends, every signal the manager sent before this call
         has been handed to on_change; it fails when the connection is gone. Shared: shield it."""
 
+    async def follow_units(self, units: Mapping[str, str]) -> bool:
+        """Also listen where each name's unit (as read) is signalled; True if that is new."""
+
     async def wait_closed(self) -> None: ...
     async def close(self) -> None: ...
 

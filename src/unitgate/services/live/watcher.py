@@ -204,7 +204,7 @@ class StatusWatcher:
         timings = self.timings
         try:
             closed = await self._connect()
-            await self.store.read(memory=True, trusted=self.mode is Mode.EVENTS)
+            await self._read(memory=True)
             now = time.monotonic()
             memory_due, poll_due = now + timings.memory_interval, now + timings.poll_interval
             reconnect_due = now + timings.reconnect_interval
@@ -239,7 +239,7 @@ class StatusWatcher:
                 if self._read_wanted or memory or (self.mode is Mode.POLLING and now >= poll_due):
                     self._read_wanted = False
                     poll_due = now + timings.poll_interval
-                    await self.store.read(memory=memory, trusted=self.mode is Mode.EVENTS)
+                    await self._read(memory=memory)
         finally:
             try:
                 if closed is not None:
@@ -250,6 +250,15 @@ class StatusWatcher:
                 if self._task is asyncio.current_task():  # it ended itself: nobody stopped it
                     self._task = None
                     self._idle()
+
+    async def _read(self, memory: bool) -> None:
+        events = self.mode is Mode.EVENTS
+        await self.store.read(memory=memory, trusted=events)
+        if events and self._signals is not None:
+            # An alias answers for another unit, which systemd signals on that unit's path only.
+            units = {name: status.unit_id for name, status in self.store.latest.statuses.items()}
+            if await self._signals.follow_units(units):
+                self.signal(None)  # a change there before now went unheard
 
     async def _connect(self) -> asyncio.Task[None] | None:
         """Listen for signals if we can; otherwise poll, and say why."""

@@ -51,6 +51,13 @@ def bus_address(scope: Scope, environ: Mapping[str, str]) -> str | None:
     return f"unix:path={runtime_dir}/bus" if runtime_dir else None
 
 
+def _properties_rule(path: str) -> str:
+    return (
+        f"type='signal',sender='{SYSTEMD}',interface='org.freedesktop.DBus.Properties',"
+        f"member='PropertiesChanged',path='{path}'"
+    )
+
+
 class SystemdSignals:
     """One bus connection that tells `on_change(name)` when an allowlisted unit's properties
     change. systemd only emits these once some client has called Manager.Subscribe(), and the
@@ -59,7 +66,9 @@ class SystemdSignals:
     def __init__(self, scope: Scope, address: str | None, names: Iterable[str]) -> None:
         self.scope = scope
         self.address = address
-        self._paths = {unit_object_path(unit_for(name)): name for name in names}
+        # Object path -> the allowlisted names it answers for. systemd signals a unit on its own
+        # path only: an alias (mysql.service of mariadb.service) is learnt from reads.
+        self._paths: dict[str, set[str]] = {unit_object_path(unit_for(name)): {name} for name in names}
         self._bus: MessageBus | None = None
         self._pings: Pings | None = None
         self._round_trips = RoundTrips(self._ping)
@@ -75,25 +84,13 @@ class SystemdSignals:
         try:
             async with asyncio.timeout(_CONNECT_TIMEOUT):
                 await bus.connect()
-                rules = [
-                    f"type='signal',sender='{SYSTEMD}',interface='org.freedesktop.DBus.Properties',"
-                    f"member='PropertiesChanged',path='{path}'"
-                    for path in self._paths
-                ]
+                rules = [_properties_rule(path) for path in self._paths]
                 rules += [
                     f"type='signal',sender='{SYSTEMD}',interface='{SYSTEMD}.Manager',member='{member}'"
                     for member in _MANAGER_SIGNALS
                 ]
                 for rule in rules:
-                    await self._call(
-                        bus,
-                        "org.freedesktop.DBus",
-                        "/org/freedesktop/DBus",
-                        "org.freedesktop.DBus",
-                        "AddMatch",
-                        "s",
-                        [rule],
-                    )
+                    await self._add_match(bus, rule)
                 bus.add_message_handler(lambda message: self._dispatch(message, on_change))
                 await self._subscribe(bus)
         except (OSError, TimeoutError, DBusError, EOFError, ValueError) as error:
@@ -136,11 +133,38 @@ class SystemdSignals:
         if message.message_type is not MessageType.SIGNAL:
             return
         if message.member == "PropertiesChanged":
-            name = self._paths.get(message.path or "")
-            if name is not None:
+            for name in self._paths.get(message.path or "", ()):
                 on_change(name)
         elif message.member in _MANAGER_SIGNALS and message.path == MANAGER_PATH:
             on_change(None)
+
+    async def follow_units(self, units: Mapping[str, str]) -> bool:
+        """Listen on the path of each name's unit as systemd reported it (`Id`), where that is
+        not the name's own; True when a path was added, since a change there may have gone
+        unheard before."""
+        added = False
+        for name, unit in units.items():
+            path = unit_object_path(unit)
+            names = self._paths.setdefault(path, set())
+            if not names:
+                added = True
+                if self._bus is not None:
+                    with contextlib.suppress(DBusError, OSError, EOFError):  # the bus may be going
+                        await self._add_match(self._bus, _properties_rule(path))
+            names.add(name)
+        return added
+
+    @classmethod
+    async def _add_match(cls, bus: MessageBus, rule: str) -> None:
+        await cls._call(
+            bus,
+            "org.freedesktop.DBus",
+            "/org/freedesktop/DBus",
+            "org.freedesktop.DBus",
+            "AddMatch",
+            "s",
+            [rule],
+        )
 
     def begin_sync(self) -> asyncio.Future[None]:
         """A round trip to systemd that begins now (or right after the one out, shared): when it
