@@ -467,3 +467,36 @@ async def test_an_alias_learnt_from_a_read_is_listened_to_and_read_again() -> No
     await w.fresh(max_age=HOUR)
     assert systemd.reads == 2
     await w.stop()
+
+
+class SlowToClose(FakeSignals):
+    """Takes a few turns of the loop to close, and refuses to connect while it does."""
+
+    closing = False
+
+    async def close(self) -> None:
+        self.closing = True
+        for _ in range(5):
+            await asyncio.sleep(0)
+        self.closing = False
+        await super().close()
+
+    async def connect(self, on_change: Callable[[str | None], None]) -> None:
+        if self.closing:
+            raise ConnectionError("connected while the last connection was still closing")
+        await super().connect(on_change)
+
+
+async def test_a_new_run_waits_for_the_stopped_one_to_let_go_of_the_bus() -> None:
+    signals = SlowToClose()
+    w = watcher(FakeSystemd(unit("a")), signals)
+    events = status_changes(w, ["a"])
+    await anext(events)
+    leaving = asyncio.ensure_future(events.aclose())  # the last subscriber: the watcher stops
+    await asyncio.sleep(0)
+    again = status_changes(w, ["a"])
+    assert await anext(again) == unit("a")
+    await leaving
+    assert mode(w) is Mode.EVENTS  # not polling because of a refused connection
+    assert signals.connects == 2
+    await again.aclose()

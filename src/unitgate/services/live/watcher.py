@@ -47,6 +47,7 @@ class StatusWatcher:
         self._lease_until = 0.0  # status queries keep a connected watcher running until then
         self._retry_at = 0.0  # after a failed connection, queries do not start it before then
         self._task: asyncio.Task[None] | None = None
+        self._stopping: asyncio.Task[None] | None = None  # a stopped run still closing its bus
         self.mode, self.mode_detail = Mode.IDLE, ""
         self._idle()
         # Which signals wake a read: the composition root drops those of the API's own actions,
@@ -166,6 +167,7 @@ class StatusWatcher:
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
+            self._stopping = task
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -203,6 +205,9 @@ class StatusWatcher:
         closed: asyncio.Task[None] | None = None
         timings = self.timings
         try:
+            if self._stopping is not None:  # one connection at a time: the old one closes first
+                await asyncio.wait([self._stopping])
+                self._stopping = None
             closed = await self._connect()
             await self._read(memory=True)
             now = time.monotonic()
