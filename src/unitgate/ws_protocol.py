@@ -11,7 +11,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 
 
 class Mailbox:
-    """What the protocol asks of its asyncio.Queue (put_nowait, empty, qsize, and get for its one
+    """What the protocol asks of its asyncio.Queue (put_nowait, empty, and get for its one
     reader), with no deque: an empty deque is 624 bytes, and a Queue holds four."""
 
     __slots__ = ("_items", "_waiter")
@@ -33,9 +33,6 @@ class Mailbox:
             finally:
                 self._waiter = None
         return self._items.pop(0)
-
-    def qsize(self) -> int:
-        return len(self._items)
 
     def empty(self) -> bool:
         return not self._items

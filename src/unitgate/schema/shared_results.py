@@ -65,7 +65,7 @@ class SharedResults:
         self._size = size
         self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
         self._by_data: dict[int, _Entry] = {}
-        self.executed = 0  # results made and kept, for the tests and the benchmark
+        self.executed = 0  # results made and kept (what the tests count)
         self.shared = 0  # results handed out again
 
     def get(self, key: Hashable) -> Result | None:
