@@ -118,21 +118,26 @@ class SharedResults:
         shared = self
 
         class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
-            per_event = False  # the copy made for one subscription event, not the operation's own
+            # The subscription's own part of the key (operation, variables, audience): made once
+            # on its executor, not once per event, and handed to each event's copy.
+            subscription_key: Hashable = None
+            per_event_key: Hashable = None  # None: the operation's own executor, not an event's
 
             def build_per_event_executor(self, payload: Any) -> Executor[Any]:
+                if self.subscription_key is None:
+                    actor = getattr(self.context_value, "actor", None)
+                    variables = json.dumps(self.variable_values, sort_keys=True, default=str)
+                    self.subscription_key = (id(self.operation), variables, audience(actor))
                 executor = cast("SharedEventExecutor", super().build_per_event_executor(payload))
-                executor.per_event = True  # a copy of this one: of this class
+                executor.per_event_key = self.subscription_key  # a copy of this one: of this class
                 return executor
 
             def execute_operation(self, serially: bool | None = None) -> Any:
                 event = self.root_value
-                now = moment(event) if self.per_event else None
+                now = moment(event) if self.per_event_key is not None else None
                 if now is None:
                     return super().execute_operation(serially)
-                actor = getattr(self.context_value, "actor", None)
-                variables = json.dumps(self.variable_values, sort_keys=True, default=str)
-                key = (id(self.operation), variables, audience(actor), id(event), now)
+                key = (self.per_event_key, id(event), now)
                 found = shared.get(key)
                 if found is not None:
                     return found
