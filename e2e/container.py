@@ -139,3 +139,5 @@ class SystemContainer:
         self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+        if kind is None:  # the console log is kept only when something went wrong
+            self.log_path.unlink(missing_ok=True)
