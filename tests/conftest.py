@@ -4,8 +4,12 @@ session, and what tests need from the machine (systemd, Chromium, node)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,11 +17,21 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import RunningServer, bearer, sandbox_settings, serve
+from tests.helpers import (
+    OPERATOR_TOKEN,
+    VIEWER_TOKEN,
+    RunningServer,
+    Served,
+    bearer,
+    free_port,
+    sandbox_settings,
+    serve,
+)
 from tests.units import STARTED, UNITS
 from unitgate.app import build_control, create_app
 from unitgate.sandbox import SYSTEMD, UserManagerSandbox
 from unitgate.services.policy.control import ServiceControl
+from unitgate.services.policy.tokens import token_sha256
 
 
 @pytest.fixture(scope="session")
@@ -120,6 +134,56 @@ def tmp_config(tmp_path: Path) -> Callable[[str], Path]:
     def write(text: str) -> Path:
         path = tmp_path / "unitgate.toml"
         path.write_text(text, encoding="utf-8")
+        path.chmod(0o600)  # as setup leaves it: serve refuses a config others may read
         return path
 
     return write
+
+
+@pytest.fixture
+def serve_process(sandbox: UserManagerSandbox, tmp_path: Path) -> Iterator[Callable[..., Served]]:
+    """unitgate as a process of its own (`unitgate serve`), on the sandbox, with the operator's
+    and the viewer's tokens: for attacks measured by its descriptors, memory, children, stderr."""
+    started: list[Served] = []
+
+    def start(**settings: Any) -> Served:
+        port = free_port()
+        values = {
+            "scope": "user",
+            "port": port,
+            "journal_directory": str(sandbox.journal_directory),
+            "poll_interval": 3600.0,
+            "memory_interval": 3600.0,
+            **settings,
+        }
+        lines = [f"{key} = {json.dumps(value)}" for key, value in values.items()]
+        for name, role, token in (("ops", "operator", OPERATOR_TOKEN), ("view", "viewer", VIEWER_TOKEN)):
+            lines += [
+                "[[tokens]]",
+                f'name = "{name}"',
+                f'role = "{role}"',
+                f'sha256 = "{token_sha256(token)}"',
+            ]
+        config = tmp_path / f"unitgate-{port}.toml"
+        config.write_text("\n".join(lines) + "\n")
+        config.chmod(0o600)  # serve refuses a config others may read
+        process = subprocess.Popen(
+            [sys.executable, "-m", "unitgate", "serve", "--config", str(config)],
+            env={**os.environ, **sandbox.env},
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert process.stderr is not None
+        for line in process.stderr:
+            if "Uvicorn running" in line:
+                break
+        served = Served(process, port)
+        started.append(served)
+        return served
+
+    yield start
+    for served in started:
+        served.process.send_signal(signal.SIGTERM)
+        served.process.wait(30)
+        assert served.process.stderr is not None
+        served.process.stderr.close()

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -217,3 +219,50 @@ def started_unit(sandbox: UserManagerSandbox, name: str, body: str) -> Iterator[
         path.unlink()
         sandbox.systemctl("daemon-reload")
         sandbox.systemctl("reset-failed", check=False)
+
+
+def raw_request(port: int, head: bytes, timeout: float = 5) -> bytes:
+    """Send a request's head (and no body), then read what comes back."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(head)
+        return sock.recv(65536)
+
+
+@dataclass
+class Served:
+    """unitgate serving as a process of its own, and what can be measured of it."""
+
+    process: subprocess.Popen[str]
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/graphql"
+
+    def fds(self) -> int:
+        return len(os.listdir(f"/proc/{self.process.pid}/fd"))
+
+    def rss_kib(self) -> int:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise AssertionError("no VmRSS")
+
+    def children(self) -> int:
+        return len(process_tree().get(self.process.pid, []))
+
+
+def stderr_lines(served: Served) -> list[str]:
+    """What the server wrote, once it has stopped."""
+    served.process.send_signal(signal.SIGTERM)
+    out, _ = served.process.communicate(timeout=30)
+    return out.splitlines() if out else []
+
+
+async def answer_time(url: str) -> float:
+    """How long an honest client waits for `{ __typename }` (a fact to report, never asserted)."""
+    started = time.perf_counter()
+    async with httpx.AsyncClient(headers=bearer(), timeout=30) as client:
+        response = await client.post(url, json={"query": "{ __typename }"})
+    assert response.json() == {"data": {"__typename": "Query"}}, response.text
+    return time.perf_counter() - started

@@ -7,17 +7,10 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
-import signal
 import socket
-import subprocess
-import sys
 import threading
-import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -26,11 +19,19 @@ import websockets
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
-from tests.helpers import OPERATOR_TOKEN, VIEWER_TOKEN, RunningServer, bearer, free_port, post, wait_until
-from unitgate.sandbox import UserManagerSandbox
-from unitgate.sandbox_host import process_tree
+from tests.helpers import (
+    OPERATOR_TOKEN,
+    VIEWER_TOKEN,
+    RunningServer,
+    Served,
+    answer_time,
+    bearer,
+    post,
+    raw_request,
+    stderr_lines,
+    wait_until,
+)
 from unitgate.schema.limits import LIMIT_CODE
-from unitgate.services.policy.tokens import token_sha256
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -172,18 +173,11 @@ async def test_a_subscription_over_http_is_a_clean_client_error(
     assert not [r for r in caplog.records if r.exc_info]
 
 
-def raw_request(port: int, head: bytes, timeout: float = 5) -> bytes:
-    """Send a request's head (and no body), then read what comes back."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        sock.sendall(head)
-        return sock.recv(65536)
-
-
 @pytest.mark.parametrize(
     ("head", "status"),
     [
-        # The GraphiQL page needs no token: served without waiting for the announced body.
-        (b"GET /graphql HTTP/1.1\r\nHost: x\r\nAccept: text/html\r\nContent-Length: 1000000\r\n\r\n", b"200"),
+        # The GraphiQL page needs no token, and a GET takes no body: refused before it is read.
+        (b"GET /graphql HTTP/1.1\r\nHost: x\r\nAccept: text/html\r\nContent-Length: 1000000\r\n\r\n", b"413"),
         # Without a token, refused before its body.
         (
             b"POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n",
@@ -200,90 +194,6 @@ async def test_nothing_is_read_from_an_unauthenticated_request_beyond_its_header
 
 
 # --- Attacks measured on unitgate as a process of its own: its descriptors, memory, children.
-
-
-@dataclass
-class Served:
-    process: subprocess.Popen[str]
-    port: int
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/graphql"
-
-    def fds(self) -> int:
-        return len(os.listdir(f"/proc/{self.process.pid}/fd"))
-
-    def rss_kib(self) -> int:
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        raise AssertionError("no VmRSS")
-
-    def children(self) -> int:
-        return len(process_tree().get(self.process.pid, []))
-
-
-@pytest.fixture
-def serve_process(sandbox: UserManagerSandbox, tmp_path: Path) -> Iterator[Callable[..., Served]]:
-    started: list[Served] = []
-
-    def start(**settings: Any) -> Served:
-        port = free_port()
-        values = {
-            "scope": "user",
-            "port": port,
-            "journal_directory": str(sandbox.journal_directory),
-            "poll_interval": 3600.0,
-            "memory_interval": 3600.0,
-            **settings,
-        }
-        lines = [f"{key} = {json.dumps(value)}" for key, value in values.items()]
-        for name, role, token in (("ops", "operator", OPERATOR_TOKEN), ("view", "viewer", VIEWER_TOKEN)):
-            lines += [
-                "[[tokens]]",
-                f'name = "{name}"',
-                f'role = "{role}"',
-                f'sha256 = "{token_sha256(token)}"',
-            ]
-        config = tmp_path / f"unitgate-{port}.toml"
-        config.write_text("\n".join(lines) + "\n")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "unitgate", "serve", "--config", str(config)],
-            env={**os.environ, **sandbox.env},
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert process.stderr is not None
-        for line in process.stderr:
-            if "Uvicorn running" in line:
-                break
-        served = Served(process, port)
-        started.append(served)
-        return served
-
-    yield start
-    for served in started:
-        served.process.send_signal(signal.SIGTERM)
-        served.process.wait(30)
-        assert served.process.stderr is not None
-        served.process.stderr.close()
-
-
-def stderr_lines(served: Served) -> list[str]:
-    """What the server wrote, once it has stopped."""
-    served.process.send_signal(signal.SIGTERM)
-    out, _ = served.process.communicate(timeout=30)
-    return out.splitlines() if out else []
-
-
-async def answer_time(url: str) -> float:
-    """How long an honest client waits for `{ __typename }` (a fact to report, never asserted)."""
-    started = time.perf_counter()
-    async with httpx.AsyncClient(headers=bearer(), timeout=30) as client:
-        response = await client.post(url, json={"query": "{ __typename }"})
-    assert response.json() == {"data": {"__typename": "Query"}}, response.text
-    return time.perf_counter() - started
 
 
 def flood_header(port: int, megabytes: int) -> bytes:

@@ -1,5 +1,7 @@
-"""HTTP at the edge, before anything reaches the app: how much of a request's head is read, for
-how long, and how many connections are held at all; and the uvicorn options that go with it."""
+"""HTTP at the edge, before anything reaches the app: how much of a request is read and for how
+long (its head, and its body and trailers on every route), how many requests one connection may
+queue, reading paused for a client that does not read, and how many connections are held at all;
+and the uvicorn options that go with it."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ ACCEPT_BACKLOG = 128
 _REASONS = {
     400: "Bad Request",
     408: "Request Timeout",
+    413: "Content Too Large",
     431: "Request Header Fields Too Large",
     503: "Service Unavailable",
 }
@@ -27,12 +30,20 @@ class EdgeLimits:
     max_headers: int = 100
     head_timeout: float = 10.0  # for the whole head, from connection (or the last response)
     max_connections: int = 4096  # open at once, websockets included; then 503 at once
+    max_body_bytes: int = 1 << 20  # a message's body; its trailers count against max_head_bytes
+    body_timeout: float = 10.0  # for the rest of a message (body and trailers) after its head
+    # Requests one connection may send ahead of their answers; a client past it does not read.
+    max_pipelined: int = 16
 
 
 class _HeadRefused(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+
+class _Overrun(Exception):
+    """More requests queued on one connection than it may have: it is dropped, not answered."""
 
 
 def guarded_protocol(limits: EdgeLimits) -> type[asyncio.Protocol]:
@@ -46,7 +57,9 @@ def guarded_protocol(limits: EdgeLimits) -> type[asyncio.Protocol]:
             self._headers_seen = 0
             self._in_head = True
             self._message_done = False
+            self._rest_bytes = 0  # of the current message, after its head: body, chunk lines, trailers
             self._head_timer: asyncio.TimerHandle | None = None
+            self._rest_timer: asyncio.TimerHandle | None = None
             if len(self.connections) > limits.max_connections:
                 # Before descriptors run out: the cap answers, and the socket is given back.
                 self._refuse(503, "too many connections")
@@ -55,6 +68,7 @@ def guarded_protocol(limits: EdgeLimits) -> type[asyncio.Protocol]:
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm_head_timer()
+            self._disarm_rest_timer()
             super().connection_lost(exc)
 
         def data_received(self, data: bytes) -> None:
@@ -67,6 +81,8 @@ def guarded_protocol(limits: EdgeLimits) -> type[asyncio.Protocol]:
                 refused = error.__context__
                 if isinstance(refused, _HeadRefused):
                     self._refuse(refused.status, str(refused))
+                elif isinstance(refused, _Overrun):
+                    self._drop()
                 else:
                     self._refuse(400, "invalid HTTP request")
                 return
@@ -81,15 +97,23 @@ def guarded_protocol(limits: EdgeLimits) -> type[asyncio.Protocol]:
                 return
             if self._in_head and self._head_bytes > limits.max_head_bytes:
                 self._refuse(431, f"the request head is larger than {limits.max_head_bytes} bytes")
+            elif not self._in_head and not self._message_done:
+                # Counted per chunk received, so a trailer's bytes count too: httptools holds a
+                # header's value whole however large, and grows it by copying.
+                self._rest_bytes += len(data)
+                if self._rest_bytes > limits.max_body_bytes + limits.max_head_bytes:
+                    self._refuse(413, f"the request body is larger than {limits.max_body_bytes} bytes")
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
             self._headers_seen = 0
             self._message_done = False
+            self._rest_bytes = 0
 
         def on_message_complete(self) -> None:
             super().on_message_complete()
             self._message_done = True
+            self._disarm_rest_timer()
             if self.cycle is not None and self.cycle.response_complete:
                 self._next_head()
 
@@ -103,12 +127,32 @@ def guarded_protocol(limits: EdgeLimits) -> type[asyncio.Protocol]:
             self._in_head = False
             self._head_bytes = 0
             self._disarm_head_timer()
+            queued = self.cycle is not None and not self.cycle.response_complete
+            if queued and len(self.pipeline) >= limits.max_pipelined:
+                raise _Overrun  # stops the parser: nothing more of this client's is read
             super().on_headers_complete()
+            if not self.parser.should_upgrade():
+                # The rest of the message (body, trailers) has a time of its own, on every route.
+                self._rest_timer = self.loop.call_later(limits.body_timeout, self._rest_timed_out)
 
         def on_response_complete(self) -> None:
-            super().on_response_complete()
+            super().on_response_complete()  # resumes reading, and starts a queued request
+            if self.pipeline or self.flow.write_paused:
+                # Requests are still queued, or the client is not reading its answers: what it
+                # sends next waits in the kernel, not here.
+                self.flow.pause_reading()
             if self._message_done:
                 self._next_head()
+
+        def pause_writing(self) -> None:
+            super().pause_writing()
+            self.flow.pause_reading()  # a client that does not read is not read from either
+
+        def resume_writing(self) -> None:
+            super().resume_writing()
+            idle = self.cycle is None or self.cycle.response_complete
+            if idle and not self.pipeline and not self.transport.is_closing():
+                self.flow.resume_reading()
 
         def _next_head(self) -> None:
             """The request is in whole and answered: the next one's head has a time of its own.
@@ -128,13 +172,37 @@ def guarded_protocol(limits: EdgeLimits) -> type[asyncio.Protocol]:
                 self._head_timer.cancel()
                 self._head_timer = None
 
+        def _disarm_rest_timer(self) -> None:
+            if getattr(self, "_rest_timer", None) is not None:
+                assert self._rest_timer is not None
+                self._rest_timer.cancel()
+                self._rest_timer = None
+
+        def _rest_timed_out(self) -> None:
+            self._rest_timer = None
+            if not self._message_done and not self.transport.is_closing():
+                self._refuse(408, f"the request body did not arrive within {limits.body_timeout:g} s")
+
         def _head_timed_out(self) -> None:
             self._head_timer = None
             if self._in_head and not self.transport.is_closing():
                 self._refuse(408, f"the request head did not arrive within {limits.head_timeout:g} s")
 
+        def _drop(self) -> None:
+            """Closed at once, what is buffered for it thrown away: for a client that sends and
+            does not read, an answer would only be more bytes held for it."""
+            self._in_head = False
+            self._disarm_head_timer()
+            self._disarm_rest_timer()
+            self.transport.abort()
+
         def _refuse(self, status: int, message: str) -> None:
-            """An HTTP answer and a closed socket; no log line (a flood would be a flood of them)."""
+            """An HTTP answer and a closed socket; no log line (a flood would be a flood of them).
+            Halfway through another answer, the socket is only closed."""
+            if self.cycle is not None and self.cycle.response_started and not self.cycle.response_complete:
+                self._drop()
+                return
+            self._disarm_rest_timer()
             body = message.encode("ascii", "replace")
             head = (
                 f"HTTP/1.1 {status} {_REASONS[status]}\r\ncontent-type: text/plain; charset=utf-8\r\n"

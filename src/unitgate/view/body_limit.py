@@ -1,9 +1,11 @@
-"""ASGI: a POST body is read whole, up to a size (413) and within a time (408), before the app."""
+"""ASGI: a body only where one is taken, read whole up to a size (413) and within a time (408)
+before the app; every other request that announces a body is refused before it is read."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -39,6 +41,30 @@ class BodyLimit:
             )
             return
         await self.app(scope, replay(body), send)
+
+
+class BodilessElsewhere:
+    """413 for a request that announces a body (a length, or chunks) where `takes_body` says none
+    is taken, before a byte of it is read, and the connection closed: a body nobody reads would
+    otherwise hold the connection for as long as its sender drips it."""
+
+    def __init__(self, app: ASGIApp, takes_body: Callable[[Scope], bool]) -> None:
+        self.app = app
+        self.takes_body = takes_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and announces_body(scope) and not self.takes_body(scope):
+            message = f"{scope['method']} {scope['path']} takes no request body"
+            await _error(413, message)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def announces_body(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
+            return True
+    return False
 
 
 def _error(status: int, message: str) -> JSONResponse:
