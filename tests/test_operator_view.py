@@ -14,6 +14,7 @@ from tests.units import CRASHY, FAILING, HEALTHY, LOGGY, LONG_LINE
 from unitgate.services.errors import ActionInProgress
 from unitgate.services.policy.control import ServiceControl
 from unitgate.services.systemd.status import UnitStatus
+from unitgate.services.systemd.units import unit_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -114,7 +115,7 @@ async def test_reload(server: RunningServer) -> None:
 
 async def test_reload_shares_the_restart_lock(control: ServiceControl) -> None:
     runner = control.runner
-    with control.guard.admit(HEALTHY):  # as a restart in flight holds it
+    with control.guard.admit(unit_for(HEALTHY)):  # as a restart in flight holds it
         before = runner.spawned
         with pytest.raises(ActionInProgress):
             await control.reload(HEALTHY, OPERATOR)

@@ -39,7 +39,7 @@ from unitgate.services.systemd.systemctl import Systemctl, systemctl_environment
 from unitgate.services.systemd.units import Scope
 from unitgate.view.auth import authenticate
 from unitgate.view.auth_gate import AuthGate
-from unitgate.view.body_limit import BodyLimit
+from unitgate.view.body_limit import BodilessElsewhere, BodyLimit
 from unitgate.view.graphql import UnitgateGraphQL
 from unitgate.view.metrics import Metrics, metrics_endpoint
 from unitgate.view.trusted_documents import TrustedDocuments, TrustedDocumentsGate, load_manifest
@@ -65,7 +65,7 @@ def build_control(
     systemctl = Systemctl(allowlist, runner, settings.systemctl_options(), route)
     journal = Journal(allowlist, runner, settings.journal_options())
     wrapper_reads = StatusReads(systemctl)
-    guard = ActionGuard(settings.action_rate_limit())
+    guard = ActionGuard(settings.action_rate_limit(), settings.unit_rate_limit())
     signals = (
         SystemdSignals(scope, bus_address(scope, environ), allowlist.names) if settings.dbus_events else None
     )
@@ -110,6 +110,11 @@ def dashboard_headers(request: Request) -> dict[str, str]:
         "X-Content-Type-Options": "nosniff",
         "Cache-Control": "no-cache",
     }
+
+
+def takes_body(scope: Mapping[str, object]) -> bool:
+    """The one route that reads a request body: a GraphQL POST."""
+    return scope["method"] == "POST" and scope["path"] == "/graphql"
 
 
 def create_app(settings: Settings, control: ServiceControl | None = None) -> Starlette:
@@ -162,13 +167,13 @@ def create_app(settings: Settings, control: ServiceControl | None = None) -> Sta
     async def healthz(request: Request) -> JSONResponse:
         health = await control.health()
         body: dict[str, str] = {"status": "ok" if health.ok else "unavailable"}
-        # The systemd version and whether anyone is subscribed are for callers with a token.
-        if authenticate(authenticator, request.headers.get("authorization"), None) is not None:
-            body |= {
-                "detail": health.detail,
-                "watcher": health.watcher,
-                "watcherDetail": health.watcher_detail,
-            }
+        # The systemd version is for callers with a token; how the watcher listens (the bus
+        # socket's path) is an internal, for operators who reach every service.
+        actor = authenticate(authenticator, request.headers.get("authorization"), None)
+        if actor is not None:
+            body["detail"] = health.detail
+            if actor.role.may_act() and actor.services is None:
+                body |= {"watcher": health.watcher, "watcherDetail": health.watcher_detail}
         return JSONResponse(body, status_code=200 if health.ok else 503)
 
     async def root(request: Request) -> FileResponse:
@@ -187,7 +192,10 @@ def create_app(settings: Settings, control: ServiceControl | None = None) -> Sta
             await control.aclose()
 
     websockets = WebSocketGate(graphql, admission)
-    middleware = [Middleware(WebSocketShortcut, graphql=websockets)]
+    middleware = [
+        Middleware(BodilessElsewhere, takes_body=takes_body),
+        Middleware(WebSocketShortcut, graphql=websockets),
+    ]
     if settings.allowed_origins:
         middleware.append(
             Middleware(

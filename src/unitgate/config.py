@@ -111,7 +111,11 @@ class Settings(BaseModel):
         default=None, max_length=253, description="an instance_name label on every service series"
     )
 
-    action_limit: Limit = Field(default=3, description="actions on one service per action_window")
+    action_limit: Limit = Field(default=3, description="one caller's actions on one unit per action_window")
+    unit_action_limit: Limit | None = Field(
+        default=None,
+        description="all callers' actions on one unit per action_window; default 2 x action_limit",
+    )
     action_window: Seconds = 60.0
     max_query_depth: Limit = 10
     max_aliases: Limit = 30
@@ -174,6 +178,15 @@ class Settings(BaseModel):
         return self
 
     @model_validator(mode="after")
+    def _unit_budget_above_a_callers(self) -> Settings:
+        if self.unit_action_limit is not None and self.unit_action_limit <= self.action_limit:
+            raise ValueError(
+                f"unit_action_limit ({self.unit_action_limit}) must be above action_limit "
+                f"({self.action_limit}): else one caller could use up every other caller's actions"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _trusted_only_needs_a_manifest(self) -> Settings:
         if self.trusted_documents_only and not self.trusted_documents:
             raise ValueError(
@@ -203,6 +216,7 @@ class Settings(BaseModel):
             memory_interval=self.memory_interval,
             reconnect_interval=self.bus_reconnect_interval,
             idle_after=self.idle_after,
+            status_timeout=self.status_timeout,
         )
 
     def journal_options(self) -> JournalOptions:
@@ -215,7 +229,13 @@ class Settings(BaseModel):
         )
 
     def action_rate_limit(self) -> RateLimit:
+        """One caller's budget on one unit."""
         return RateLimit(count=self.action_limit, window_seconds=self.action_window)
+
+    def unit_rate_limit(self) -> RateLimit:
+        """Every caller's together on one unit: more than one caller's, so none can use it up."""
+        count = self.unit_action_limit if self.unit_action_limit is not None else 2 * self.action_limit
+        return RateLimit(count=count, window_seconds=self.action_window)
 
     def route(self) -> RestartVia:
         """The configured restart_via; route.choose_route checks it against the process."""
@@ -227,6 +247,8 @@ class Settings(BaseModel):
             max_headers=self.max_headers,
             head_timeout=self.header_read_timeout,
             max_connections=self.max_connections,
+            max_body_bytes=self.max_body_bytes,
+            body_timeout=self.body_read_timeout,
         )
 
     def systemctl_options(self) -> SystemctlOptions:

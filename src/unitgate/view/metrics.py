@@ -34,6 +34,7 @@ class _Scrape(Collector):
         self.counters: dict[str, tuple[str, float]] = {}
         self.watcher_mode = "idle"
         self.actions: dict[tuple[str, str], int] = {}
+        self.internals = True  # unitgate's own series, which count every service's activity
 
     def collect(self) -> Iterator[Metric]:
         label_names = ["service", *(["instance_name"] if self.instance else [])]
@@ -75,6 +76,8 @@ class _Scrape(Collector):
             if status.active_since is not None:
                 started.add_metric(values, status.active_since.timestamp())
         yield from (up, state, restarts, memory, cpu, started)
+        if not self.internals:
+            return
         mode = GaugeMetricFamily(
             "unitgate_watcher_mode", "1 for how the watcher learns of changes now.", labels=["mode"]
         )
@@ -115,14 +118,23 @@ class Metrics:
         )
         self._scrape = _Scrape(instance_name)
         self.registry.register(self._scrape)
+        # For a token scoped to some services: theirs only, none of unitgate's own series.
+        self._services_only = CollectorRegistry(auto_describe=False)
+        self._services_only.register(self._scrape)
 
     def operation_finished(self, operation_type: str, ok: bool, seconds: float) -> None:
         self.requests.labels(operation_type, "ok" if ok else "error").inc()
         self.duration.labels(operation_type).observe(seconds)
 
-    def exposition(self, control: ServiceControl, statuses: list[UnitStatus], websockets: int) -> bytes:
+    def exposition(
+        self, control: ServiceControl, statuses: list[UnitStatus], websockets: int, internals: bool = True
+    ) -> bytes:
+        """The services' series, and with `internals` unitgate's own: the operations, processes,
+        subscriptions and actions of every service together, so a token scoped to some services
+        gets none of them (they would tell it of the others' activity)."""
         scrape = self._scrape
         scrape.statuses = statuses
+        scrape.internals = internals
         scrape.watcher_mode = str(control.watcher.mode)
         scrape.gauges = {
             "unitgate_websockets_open": ("Websockets open now.", float(websockets)),
@@ -137,7 +149,7 @@ class Metrics:
             "unitgate_process_seconds": ("Time spent waiting for systemctl and journalctl.", runner.seconds),
         }
         scrape.actions = dict(control.audit.outcomes)
-        return generate_latest(self.registry)
+        return generate_latest(self.registry if internals else self._services_only)
 
 
 def metrics_endpoint(
@@ -158,7 +170,7 @@ def metrics_endpoint(
             statuses = await control.list_installed(actor)
         except UnitgateError as error:
             return JSONResponse({"errors": [{"message": str(error)}]}, status_code=503)
-        body = metrics.exposition(control, statuses, websockets.open)
+        body = metrics.exposition(control, statuses, websockets.open, internals=actor.services is None)
         # The classic text format, which every Prometheus 2 parses (Debian 12 ships 2.42).
         return Response(body, headers={"content-type": CONTENT_TYPE_PLAIN_0_0_4})
 

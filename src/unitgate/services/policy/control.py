@@ -7,6 +7,7 @@ live layers, all built for it by the composition root (app.build_control).
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -31,6 +32,7 @@ from unitgate.services.systemd.units import DEFAULT_ACTIONS, UnitVerb
 
 LogEvent = LogEntry | UnitgateError
 RECENT_LOG_LINES = 10  # carried by RestartFailed and ReloadFailed
+HEALTH_MAX_AGE = 5.0  # seconds a health answer is reused
 
 __all__ = [
     "RECENT_LOG_LINES",
@@ -80,6 +82,7 @@ class ServiceControl:
         self.instance_name = instance_name
         self.runner = runner if runner is not None else ProcessRunner({})  # its counters, for /metrics
         self._health: SingleFlight[str, str] = SingleFlight()
+        self._version_checked: tuple[float, str | UnitgateError | None] = (0.0, None)
 
     @property
     def allowlist(self) -> Allowlist:
@@ -147,9 +150,11 @@ class ServiceControl:
             if not actor.may(verb):
                 scoped = actor.role.may_act()  # an operator whose token leaves this action out
                 raise errors.Forbidden(actor.role, str(verb), actor.name if scoped else None)
-            if verb is UnitVerb.RELOAD and not (await self.reads.installed(checked)).can_reload:
+            # The unit systemd resolves the name to: the lock and the budgets are the unit's.
+            status = await self.reads.installed(checked)
+            if verb is UnitVerb.RELOAD and not status.can_reload:
                 raise errors.ReloadNotSupported(checked)
-            with self.guard.admit(checked):
+            with self.guard.admit(status.unit_id, checked, actor.name):
                 try:
                     return await self.systemctl.act(verb, checked)
                 except errors.ActionFailed as failure:
@@ -246,21 +251,32 @@ class ServiceControl:
         return str(self.systemctl.options.scope)
 
     async def manager_version(self) -> str | None:
-        """systemd's version (one process however many ask at once); None when none answers."""
-        try:
-            return await self._health.do("version", self.systemctl.manager_version)
-        except UnitgateError:
-            return None
+        """systemd's version; None when no manager answers (see _version)."""
+        version = await self._version()
+        return None if isinstance(version, UnitgateError) else version
 
     async def health(self) -> Health:
-        """Whether systemctl reaches the manager (one process however many ask at once), and
-        how the watcher learns of changes."""
+        """Whether systemctl reaches the manager (see _version), and how the watcher learns of
+        changes."""
         watcher = (str(self.watcher.mode), self.watcher.mode_detail)
-        try:
-            version = await self._health.do("version", self.systemctl.manager_version)
-        except UnitgateError as error:
-            return Health(False, str(error), *watcher)
+        version = await self._version()
+        if isinstance(version, UnitgateError):
+            return Health(False, str(version), *watcher)
         return Health(True, f"systemd {version}", *watcher)
+
+    async def _version(self) -> str | UnitgateError:
+        """The manager's version or why it cannot be had, from a `systemctl show` at most
+        HEALTH_MAX_AGE old: a health check anyone may call costs one process per interval, not
+        one per request, and callers arriving meanwhile share it."""
+        checked_at, answer = self._version_checked
+        if answer is not None and time.monotonic() - checked_at < HEALTH_MAX_AGE:
+            return answer
+        try:
+            answer = await self._health.do("version", self.systemctl.manager_version)
+        except UnitgateError as error:
+            answer = error
+        self._version_checked = (time.monotonic(), answer)
+        return answer
 
     async def aclose(self) -> None:
         await self.watcher.stop()

@@ -1,4 +1,4 @@
-"""Action safety: one action at a time per service, and a per-service rate limit on actions."""
+"""Action safety: one action at a time per unit, and rate limits per caller and unit and per unit."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from unitgate.services.errors import ActionInProgress, RateLimited
 
 @dataclass(frozen=True, slots=True)
 class RateLimit:
-    """At most `count` actions (restarts and reloads together) on one service in any `window_seconds`."""
+    """At most `count` actions (restarts, reloads, starts and stops together) in any `window_seconds`."""
 
     count: int
     window_seconds: float
@@ -33,30 +33,52 @@ def retry_after(attempts: deque[float], limit: RateLimit, now: float) -> float |
 
 
 class ActionGuard:
-    """Admits an action on a service or says why not; the check and the claim happen without an
-    await between them, so fifty simultaneous requests admit exactly one."""
+    """Admits an action or says why not. Everything is keyed by the systemd unit, never by the
+    name it was asked under: `mysql` and `mariadb` are one unit, one lock and one budget.
 
-    def __init__(self, limit: RateLimit, clock: Callable[[], float] = time.monotonic) -> None:
-        self.limit = limit
+    Two budgets must both admit it: the caller's own on that unit (`per_caller`), so that no
+    token can use up what the others need, and the unit's over all callers (`per_unit`), so that
+    all of them together cannot drive it into systemd's start limit. The check and the claim
+    happen without an await between them, so fifty simultaneous requests admit exactly one."""
+
+    def __init__(
+        self,
+        per_caller: RateLimit,
+        per_unit: RateLimit | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.per_caller = per_caller
+        self.per_unit = per_unit or RateLimit(2 * per_caller.count, per_caller.window_seconds)
         self._clock = clock
-        self._in_flight: set[str] = set()
-        self._attempts: dict[str, deque[float]] = {}
+        self._in_flight: set[str] = set()  # units
+        self._names_in_flight: set[str] = set()  # the names those units were asked under
+        self._attempts: dict[tuple[str, str | None], deque[float]] = {}  # (unit, caller or None)
 
     def in_flight(self, name: str) -> bool:
-        return name in self._in_flight
+        """Whether an action asked under `name` (or on the unit `name`) is running."""
+        return name in self._names_in_flight or name in self._in_flight
 
     @contextlib.contextmanager
-    def admit(self, name: str) -> Iterator[None]:
-        if name in self._in_flight:
+    def admit(self, unit: str, name: str | None = None, caller: str = "") -> Iterator[None]:
+        name = unit if name is None else name
+        if unit in self._in_flight:
             raise ActionInProgress(name)
         now = self._clock()
-        attempts = self._attempts.setdefault(name, deque())
-        wait = retry_after(attempts, self.limit, now)
-        if wait is not None:
-            raise RateLimited(name, max(1, math.ceil(wait)))
-        attempts.append(now)
-        self._in_flight.add(name)
+        budgets = (
+            (self._attempts.setdefault((unit, caller), deque()), self.per_caller),
+            (self._attempts.setdefault((unit, None), deque()), self.per_unit),
+        )
+        waits = [
+            wait for attempts, limit in budgets if (wait := retry_after(attempts, limit, now)) is not None
+        ]
+        if waits:
+            raise RateLimited(name, max(1, math.ceil(max(waits))))
+        for attempts, _ in budgets:
+            attempts.append(now)
+        self._in_flight.add(unit)
+        self._names_in_flight.add(name)  # one unit per name, and one action per unit at a time
         try:
             yield
         finally:
-            self._in_flight.discard(name)
+            self._in_flight.discard(unit)
+            self._names_in_flight.discard(name)
