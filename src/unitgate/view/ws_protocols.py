@@ -1,6 +1,7 @@
 """Both websocket protocols, hardened: every message's shape is checked before strawberry's
-handlers index into it (a malformed one closes the socket with 4400, no traceback), and the legacy
-protocol gets the connection_init timeout strawberry gives only the new one."""
+handlers index into it (a malformed one closes the socket with 4400, no traceback); the legacy
+protocol gets the connection_init timeout and the single connection_init strawberry gives only the
+new one; and a subscription past the cap closes the socket with 4429 in both."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from unitgate.resolvers import Context
 from unitgate.view.trusted_documents import Refusal, TrustedDocuments
 
 INVALID = 4400
+TOO_MANY = 4429  # graphql-transport-ws's close code for a repeated connection_init
+SUBSCRIPTION_LIMIT = "Subscription limit reached"
 
 # The message types whose fields each protocol's handler reads, and the operation they carry.
 _TRANSPORT_WITH_ID = frozenset({"subscribe", "complete"})
@@ -81,6 +84,9 @@ class GraphQLTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         if problem is not None:
             await self.handle_invalid_message(problem)
             return
+        if message["type"] == "subscribe" and at_cap(self.operations, self.max_subscriptions_per_connection):
+            await self.websocket.close(code=TOO_MANY, reason=SUBSCRIPTION_LIMIT)
+            return
         await super().handle_message(message)
 
     async def handle_connection_init(self, message: Any) -> None:
@@ -100,10 +106,25 @@ class GraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
         message = resolved
         problem = message_problem(message, legacy=True)
         if problem is not None:
-            with contextlib.suppress(Exception):
-                await self.websocket.close(code=INVALID, reason=problem)
+            await self._close(INVALID, problem)
+            return
+        kind = message["type"]
+        if kind == "connection_init" and self.connection_acknowledged:
+            # strawberry acknowledges every one, each with a keep-alive task never cancelled.
+            await self._close(TOO_MANY, "Too many initialisation requests")
+            return
+        if (
+            kind == "start"
+            and message["id"] not in self.tasks
+            and at_cap(self.tasks, self.max_subscriptions_per_connection)
+        ):
+            await self._close(TOO_MANY, SUBSCRIPTION_LIMIT)
             return
         await super().handle_message(message)
+
+    async def _close(self, code: int, reason: str) -> None:
+        with contextlib.suppress(Exception):
+            await self.websocket.close(code=code, reason=reason)
 
     async def handle(self) -> None:
         timer = asyncio.create_task(self._close_unless_initialised())
@@ -117,5 +138,9 @@ class GraphQLWSHandler(BaseGraphQLWSHandler[Context, None]):
     async def _close_unless_initialised(self) -> None:
         await asyncio.sleep(self.view.connection_init_wait_timeout.total_seconds())
         if not self.connection_acknowledged:
-            with contextlib.suppress(Exception):
-                await self.websocket.close(code=4408, reason="Connection initialisation timeout")
+            await self._close(4408, "Connection initialisation timeout")
+
+
+def at_cap(operations: Mapping[str, object], cap: int | None) -> bool:
+    """Whether a connection running `operations` may start no more."""
+    return cap is not None and len(operations) >= cap
