@@ -15,7 +15,7 @@ from unitgate.view.auth import UNAUTHENTICATED, authenticate, client_address
 class AuthGate:
     """Puts the authenticated Actor in `scope["state"]["actor"]` for the view, or answers 401.
 
-    The GraphiQL page itself (a browser GET with no query) holds nothing and needs no token.
+    The GraphiQL page itself (a browser GET naming no operation) holds nothing and needs no token.
     """
 
     def __init__(
@@ -42,11 +42,16 @@ class AuthGate:
         await self.app(scope, receive, send)
 
 
+# What makes a GET an operation rather than the page: any of these runs a document (a trusted
+# one by its hash included), so a request carrying one needs a token whatever it accepts.
+OPERATION_PARAMS = frozenset({"query", "documentId", "extensions", "variables", "operationName"})
+
+
 def is_ide_page(request: Request) -> bool:
     return (
         request.method == "GET"
-        and "query" not in request.query_params
         and "text/html" in request.headers.get("accept", "")
+        and OPERATION_PARAMS.isdisjoint(request.query_params.keys())
     )
 
 
