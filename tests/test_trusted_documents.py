@@ -150,6 +150,7 @@ def test_a_manifest_entry_that_does_not_match_stops_startup(tmp_path: Path) -> N
     config.write_text(
         f'trusted_documents = "{bad}"\n[[tokens]]\nname = "x"\nrole = "viewer"\nsha256 = "{"a" * 64}"\n'
     )
+    config.chmod(0o600)
     serve = subprocess.run(
         [sys.executable, "-m", "unitgate", "serve", "--config", str(config)],
         capture_output=True,

@@ -49,6 +49,7 @@ def _graphiql_assets(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from unitgate.app import create_app
     from unitgate.config import load_settings
+    from unitgate.config_file import require_private
 
     settings = load_settings(
         args.config,
@@ -59,6 +60,8 @@ def _serve(args: argparse.Namespace) -> int:
             "insecure_no_auth": args.insecure_no_auth,
         },
     )
+    if args.config is not None:
+        require_private(args.config, settings)
     if settings.insecure_no_auth:
         if not is_loopback(settings.host):
             raise UsageError(

@@ -7,13 +7,13 @@ import contextlib
 import grp
 import os
 import pwd
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from unitgate import graphiql_assets
-from unitgate.config import Settings
+from unitgate.config import ConfigError, Settings, load_settings
+from unitgate.config_file import file_mode_problem
 from unitgate.privilege import render_polkit_rule, render_sudoers
 from unitgate.services.errors import UnitgateError
 from unitgate.services.systemd.bus import SystemdSignals, bus_address
@@ -80,8 +80,13 @@ def config_finding(path: Path | None, user: str) -> Finding:
         return fail(
             "config", f"cannot read {path}: {error.strerror}", "run `unitgate setup`, or check the path"
         )
-    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        return fail("config", f"{path} is writable by others than its owner", f"chmod 640 {path}")
+    try:
+        holds_tokens = bool(load_settings(path).tokens)
+    except ConfigError:
+        holds_tokens = True  # unreadable as settings: assume the worst of what it holds
+    problem = file_mode_problem(info.st_mode, holds_tokens)
+    if problem is not None:
+        return fail("config", f"{path} {problem}", f"chmod 640 {path}")
     try:
         service_uid = pwd.getpwnam(user).pw_uid
     except KeyError:

@@ -8,6 +8,7 @@ import importlib.metadata
 import os
 import pwd
 import re
+import stat
 import subprocess
 import sys
 import tempfile
@@ -111,6 +112,8 @@ def write(report: Report, path: Path, content: str, mode: int, owner_group: str 
     except FileNotFoundError:
         current = None
     if current == content:
+        if not report.dry_run and _fix_mode(report, path, mode, owner_group):
+            return True
         report.kept(str(path))
         return False
     report.did(f"write {path}")
@@ -123,6 +126,23 @@ def write(report: Report, path: Path, content: str, mode: int, owner_group: str 
             os.chown(temp.name, 0, grp.getgrnam(owner_group).gr_gid)
         os.replace(temp.name, path)
     return True
+
+
+def _fix_mode(report: Report, path: Path, mode: int, owner_group: str | None) -> bool:
+    """A file whose content is right can still have the wrong mode or group (a 0666 config is as
+    bad as a wrong one): put them right, and say so."""
+    info = path.stat()
+    gid = grp.getgrnam(owner_group).gr_gid if owner_group is not None else None
+    changed = False
+    if stat.S_IMODE(info.st_mode) != mode:
+        report.did(f"chmod {mode:o} {path} (was {stat.S_IMODE(info.st_mode):o})")
+        os.chmod(path, mode)
+        changed = True
+    if gid is not None and (info.st_uid, info.st_gid) != (0, gid):
+        report.did(f"chown root:{owner_group} {path}")
+        os.chown(path, 0, gid)
+        changed = True
+    return changed
 
 
 def remove(report: Report, path: Path) -> bool:
