@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import Protocol
 
-from unitgate.services.errors import ServiceNotAllowed, ServiceNotFound, UnitgateError
+from unitgate.services.errors import CommandTimeout, ServiceNotAllowed, ServiceNotFound, UnitgateError
 from unitgate.services.live.singleflight import SingleFlight
 from unitgate.services.systemd.allowlist import Allowlist
 from unitgate.services.systemd.status import UnitStatus
 from unitgate.services.systemd.systemctl import Systemctl
+
+# A status read answers within status_timeout and this much, however its paths stack: the round
+# trip to systemd, the watcher's read, then the wrapper's, each behind the process queue. (The
+# promise to clients is status_timeout plus one second; the rest is for the event loop.)
+READ_GRACE = 0.5
 
 
 class FreshSnapshot(Protocol):
@@ -48,6 +54,14 @@ class StatusReads:
         vouches, else from one `systemctl show` shared with every concurrent caller asking for the
         same set."""
         checked = [self.allowlist.require(name) for name in names]
+        timeout = self.systemctl.options.status_timeout
+        try:
+            async with asyncio.timeout(timeout + READ_GRACE):
+                return await self._statuses(checked)
+        except TimeoutError:
+            raise CommandTimeout("systemctl show", timeout) from None
+
+    async def _statuses(self, checked: list[str]) -> list[UnitStatus]:
         if self._snapshot is not None:
             statuses = await self._snapshot()
             if statuses is not None and all(name in statuses for name in checked):

@@ -62,3 +62,5 @@ class WatcherTimings:
     coalesce: float = 0.02  # a burst of signals within this window makes one read
     reconnect_interval: float = 5.0  # how often polling mode tries the bus again
     idle_after: float = 60.0  # how long the last status query keeps the bus connection
+    status_timeout: float = 5.0  # systemctl show's; a new subscriber's first snapshot takes at most
+    # that plus READ_GRACE, however the bus connection, the read and the process queue stack

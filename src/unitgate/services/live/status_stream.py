@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, Callable, Sequence
 
-from unitgate.services.errors import ServiceNotFound
+from unitgate.services.errors import CommandTimeout, ServiceNotFound
+from unitgate.services.live.reads import READ_GRACE
 from unitgate.services.live.snapshot import StatusEvent
 from unitgate.services.live.status_diff import worth_sending
 from unitgate.services.live.watcher import StatusWatcher
@@ -24,7 +26,13 @@ async def status_changes(
     """
     watcher.join()
     try:
-        snapshot = await watcher.current()
+        timeout = watcher.timings.status_timeout
+        try:
+            async with asyncio.timeout(timeout + READ_GRACE):
+                snapshot = await watcher.current()
+        except TimeoutError:
+            yield CommandTimeout("systemctl show", timeout)
+            return
         if snapshot.error is not None:
             yield snapshot.error
             return

@@ -112,20 +112,30 @@ class ProcessRunner:
         return process
 
     async def run(self, argv: Sequence[str], *, timeout: float) -> CompletedCommand:
-        """Run to completion under one of the shared slots (ServerBusy when none can be had)."""
-        async with self.slots.slot():
-            started = time.monotonic()
+        """Run to completion under one of the shared slots (ServerBusy when none can be had).
+        `timeout` covers the wait for a slot too: behind children that hang (a frozen manager),
+        a caller times out when its own time is up, not its own time after theirs."""
+        deadline = time.monotonic() + timeout
+        async with contextlib.AsyncExitStack() as held:
             try:
-                return await self._run(argv, timeout)
+                async with asyncio.timeout(timeout):
+                    await held.enter_async_context(self.slots.slot())
+            except TimeoutError:
+                raise CommandTimedOut(argv, timeout) from None
+            started = time.monotonic()
+            if started >= deadline:
+                raise CommandTimedOut(argv, timeout)
+            try:
+                return await self._run(argv, deadline - started, timeout)
             finally:
                 self.seconds += time.monotonic() - started
 
-    async def _run(self, argv: Sequence[str], timeout: float) -> CompletedCommand:
+    async def _run(self, argv: Sequence[str], remaining: float, timeout: float) -> CompletedCommand:
         process = await self._spawn(argv, asyncio.subprocess.PIPE, _READ_CHUNK)
         try:
             assert process.stdout is not None
             assert process.stderr is not None
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(remaining):
                 (stdout, out_cut), (stderr, err_cut) = await asyncio.gather(
                     _read_capped(process.stdout, self._output_cap),
                     _read_capped(process.stderr, self._output_cap),
