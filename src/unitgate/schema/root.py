@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from typing import Any, cast
 
@@ -138,10 +139,15 @@ class UnitgateSchema(strawberry.Schema):
                 operation_extensions,
             )
 
-        if self.shared_queries is None:
-            result = await run()
-        else:
-            result = await self.shared_queries.run(run, query, variable_values, operation_name, context_value)
+        control = getattr(context_value, "control", None)
+        # Every status read of the operation answers within one budget, however they stack.
+        with control.status_deadline() if control is not None else contextlib.nullcontext():
+            if self.shared_queries is None:
+                result = await run()
+            else:
+                result = await self.shared_queries.run(
+                    run, query, variable_values, operation_name, context_value
+                )
         for error in result.errors or ():
             with_code(error)
         return result

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Mapping, Sequence
+import contextlib
+import contextvars
+from collections.abc import Awaitable, Iterator, Mapping, Sequence
 from typing import Protocol
 
 from unitgate.services.errors import CommandTimeout, ServiceNotAllowed, ServiceNotFound, UnitgateError
@@ -16,6 +18,9 @@ from unitgate.services.systemd.systemctl import Systemctl
 # trip to systemd, the watcher's read, then the wrapper's, each behind the process queue. (The
 # promise to clients is status_timeout plus one second; the rest is for the event loop.)
 READ_GRACE = 0.5
+# When the status reads of the operation running in this context must have answered (the event
+# loop's clock), from `StatusReads.deadline`; without one, each read has a budget of its own.
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("status_deadline", default=None)
 
 
 class FreshSnapshot(Protocol):
@@ -41,9 +46,34 @@ class StatusReads:
         back on share their flights with these."""
         return StatusReads(self.systemctl, snapshot, self.flights)
 
+    @contextlib.contextmanager
+    def deadline(self) -> Iterator[None]:
+        """Every status read in this context, until the block ends, shares one budget of
+        status_timeout + READ_GRACE from now: an operation that peeks at the snapshot, then reads,
+        then reads again for a second field, still answers within it."""
+        loop = asyncio.get_running_loop()
+        token = _DEADLINE.set(loop.time() + self.systemctl.options.status_timeout + READ_GRACE)
+        try:
+            yield
+        finally:
+            _DEADLINE.reset(token)
+
+    def _deadline(self) -> float:
+        deadline = _DEADLINE.get()
+        if deadline is None:
+            return asyncio.get_running_loop().time() + self.systemctl.options.status_timeout + READ_GRACE
+        return deadline
+
     async def snapshot(self) -> Mapping[str, UnitStatus] | None:
-        """Every unit's status from the snapshot when it vouches for it with no read; else None."""
-        return None if self._snapshot is None else await self._snapshot(read=False)
+        """Every unit's status from the snapshot when it vouches for it with no read; else None
+        (also when vouching takes longer than the deadline allows)."""
+        if self._snapshot is None:
+            return None
+        try:
+            async with asyncio.timeout_at(self._deadline()):
+                return await self._snapshot(read=False)
+        except TimeoutError:
+            return None
 
     @property
     def allowlist(self) -> Allowlist:
@@ -54,12 +84,11 @@ class StatusReads:
         vouches, else from one `systemctl show` shared with every concurrent caller asking for the
         same set."""
         checked = [self.allowlist.require(name) for name in names]
-        timeout = self.systemctl.options.status_timeout
         try:
-            async with asyncio.timeout(timeout + READ_GRACE):
+            async with asyncio.timeout_at(self._deadline()):
                 return await self._statuses(checked)
         except TimeoutError:
-            raise CommandTimeout("systemctl show", timeout) from None
+            raise CommandTimeout("systemctl show", self.systemctl.options.status_timeout) from None
 
     async def _statuses(self, checked: list[str]) -> list[UnitStatus]:
         if self._snapshot is not None:

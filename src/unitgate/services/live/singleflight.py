@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Hashable
-from typing import Generic, TypeVar
+import contextvars
+from collections.abc import Callable, Coroutine, Hashable
+from typing import Any, Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -18,10 +19,12 @@ class SingleFlight(Generic[K, V]):
         self._flights: dict[K, asyncio.Task[V]] = {}
         self.started = 0
 
-    async def do(self, key: K, fn: Callable[[], Awaitable[V]]) -> V:
+    async def do(self, key: K, fn: Callable[[], Coroutine[Any, Any, V]]) -> V:
         task = self._flights.get(key)
         if task is None:
-            task = asyncio.ensure_future(fn())
+            # A context of its own: the first caller's (its deadline) is not the others'. Each
+            # caller bounds its own wait; the flight is bounded by what it runs.
+            task = asyncio.get_running_loop().create_task(fn(), context=contextvars.Context())
             self.started += 1
             self._flights[key] = task
             task.add_done_callback(lambda done: self._forget(key, done))

@@ -137,9 +137,11 @@ class StatusWatcher:
 
     async def current(self) -> Snapshot:
         """What a new subscriber starts from: the latest read, or a read made after this call when
-        signals made that one stale while nobody was subscribed to read on them."""
+        signals made that one stale while nobody was subscribed to read on them, or when it
+        failed (a failure is no state to start from: in polling mode no read might come for a
+        poll interval)."""
         snapshot = await self.store.current()
-        if self.store.stale and self.mode is Mode.EVENTS:
+        if (self.store.stale and self.mode is Mode.EVENTS) or snapshot.error is not None:
             wanted = self.reads + 1
             self._want_read()
             while self.store.finished < wanted and await self._until(self.store.read_finished):
@@ -176,7 +178,11 @@ class StatusWatcher:
 
     def _start(self) -> None:
         self.store.restart()
-        self._task = asyncio.create_task(self._run(), name="unitgate-status-watcher")
+        # A context of its own: started by whichever request came first, it must carry none of
+        # that request's context (its deadline for status reads among them) for its whole life.
+        self._task = asyncio.create_task(
+            self._run(), name="unitgate-status-watcher", context=contextvars.Context()
+        )
 
     def _idle(self) -> None:
         self.store.stale = True  # no signal is heard while stopped

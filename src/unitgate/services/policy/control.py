@@ -7,6 +7,7 @@ live layers, all built for it by the composition root (app.build_control).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
@@ -97,6 +98,10 @@ class ServiceControl:
         read, so the same object means the same state), or None when that would take a read (a
         process) or reads go to systemctl. Never starts anything: names are still unchecked."""
         return await self.reads.snapshot()
+
+    def status_deadline(self) -> contextlib.AbstractContextManager[None]:
+        """One budget for every status read of an operation (see StatusReads.deadline)."""
+        return self.reads.deadline()
 
     def status_snapshot_is(self, statuses: Mapping[str, UnitStatus]) -> bool:
         """Whether `statuses` is still the watcher's latest read."""
