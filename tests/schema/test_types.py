@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +19,9 @@ class BrokenControl:
     """Raises what no resolver expects, as a bug in the services layer would."""
 
     instance_name = "test-host"
+
+    def status_deadline(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
 
     async def list_installed(self, actor: Any) -> Any:
         raise RuntimeError("secret detail: /etc/shadow line 3")

@@ -137,9 +137,7 @@ class StatusWatcher:
 
     async def current(self) -> Snapshot:
         """What a new subscriber starts from: the latest read, or a read made after this call when
-        signals made that one stale while nobody was subscribed to read on them, or when it
-        failed (a failure is no state to start from: in polling mode no read might come for a
-        poll interval)."""
+        signals made that one stale while nobody was subscribed to read on them, or it failed."""
         snapshot = await self.store.current()
         if (self.store.stale and self.mode is Mode.EVENTS) or snapshot.error is not None:
             wanted = self.reads + 1
@@ -178,8 +176,7 @@ class StatusWatcher:
 
     def _start(self) -> None:
         self.store.restart()
-        # A context of its own: started by whichever request came first, it must carry none of
-        # that request's context (its deadline for status reads among them) for its whole life.
+        # Empty context: not the deadline of whichever request happened to start it, for life.
         self._task = asyncio.create_task(
             self._run(), name="unitgate-status-watcher", context=contextvars.Context()
         )
