@@ -42,7 +42,7 @@ async def test_every_attempt_writes_one_line_to_stderr_and_file(
     await attempt(control, FAILING)
     await attempt(control, FAILING)
     await attempt(control, FAILING)  # third in the window
-    await asyncio.gather(attempt(control, MISSING), attempt(control, MISSING))
+    await asyncio.gather(attempt(control, HEALTHY), attempt(control, HEALTHY))
 
     from_file = read_lines(audit_file.read_text())
     from_stderr = read_lines(capsys.readouterr().err)
@@ -55,8 +55,8 @@ async def test_every_attempt_writes_one_line_to_stderr_and_file(
         (FAILING, "failed"),
         (FAILING, "failed"),
         (FAILING, "rate_limited"),
-        (MISSING, "in_progress"),
-        (MISSING, "not_found"),
+        (HEALTHY, "in_progress"),  # written at once; the one it found running ends after it
+        (HEALTHY, "succeeded"),
     ]
     # One physical line per attempt, whatever the service name holds.
     assert len(audit_file.read_text().splitlines()) == 9

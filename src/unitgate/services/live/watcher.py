@@ -64,6 +64,11 @@ class StatusWatcher:
     def running(self) -> bool:
         return self._task is not None
 
+    @property
+    def lease_until(self) -> float:
+        """Until when (time.monotonic) status queries keep a connected watcher running."""
+        return self._lease_until
+
     async def fresh(self, max_age: float, read: bool = True) -> Mapping[str, UnitStatus] | None:
         """Every unit's status as systemd has it now, from the snapshot while the bus vouches that
         no signal came since its read and it is at most `max_age` old (memory has no signal);

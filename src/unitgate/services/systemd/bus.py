@@ -94,8 +94,11 @@ class SystemdSignals:
                 bus.add_message_handler(lambda message: self._dispatch(message, on_change))
                 await self._subscribe(bus)
         except (OSError, TimeoutError, DBusError, EOFError, ValueError) as error:
-            bus.disconnect()
+            _abandon(bus)
             raise BusUnavailable(f"cannot use {self.describe}: {error or type(error).__name__}") from None
+        except BaseException:  # cancelled mid-way (the watcher stopped): the socket is not left open
+            _abandon(bus)
+            raise
         self._bus = bus
         self._pings = Pings(bus)
 
@@ -193,3 +196,13 @@ class SystemdSignals:
             bus.disconnect()
             with contextlib.suppress(Exception):
                 await bus.wait_for_disconnect()  # type: ignore[no-untyped-call]
+
+
+def _abandon(bus: MessageBus) -> None:
+    """Give up a connection however far it got. dbus_fast's disconnect only shuts the socket down
+    and leaves closing it to its reader, which a connection stopped before its handshake ended
+    never had: the socket is closed here then, or it would linger until collected."""
+    bus.disconnect()
+    sock = getattr(bus, "_sock", None)
+    if not bus.connected and sock is not None:
+        sock.close()
