@@ -23,6 +23,8 @@ from unitgate import graphiql_assets, log_hygiene
 from unitgate.config import Settings
 from unitgate.schema.limits import DocumentLimits
 from unitgate.schema.root import build_schema
+from unitgate.services.facade import Facade
+from unitgate.services.host import HostFacade
 from unitgate.services.live.log_follower import LogFollowers
 from unitgate.services.live.reads import StatusReads
 from unitgate.services.live.watcher import StatusWatcher
@@ -117,8 +119,11 @@ def takes_body(scope: Mapping[str, object]) -> bool:
     return scope["method"] == "POST" and scope["path"] == "/graphql"
 
 
-def create_app(settings: Settings, control: ServiceControl | None = None) -> Starlette:
-    control = control if control is not None else build_control(settings)
+def create_app(settings: Settings, control: ServiceControl | Facade | None = None) -> Starlette:
+    """The app over this host's services (a ServiceControl, built from settings by default), or
+    over any other facade (a hub's fleet)."""
+    engine = control if control is not None else build_control(settings)
+    facade: Facade = HostFacade(engine) if isinstance(engine, ServiceControl) else engine
     # Open only with the CLI's loopback-checked --insecure-no-auth: everyone the anonymous operator.
     authenticator = Authenticator(settings.tokens, settings.enabled_actions(), open=settings.insecure_no_auth)
     metrics = Metrics(settings.instance_name)
@@ -154,7 +159,7 @@ def create_app(settings: Settings, control: ServiceControl | None = None) -> Sta
     )
     graphql = UnitgateGraphQL(
         schema,
-        control,
+        facade,
         authenticator,
         allowed_origins=settings.allowed_origins,
         max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
@@ -165,7 +170,7 @@ def create_app(settings: Settings, control: ServiceControl | None = None) -> Sta
     )
 
     async def healthz(request: Request) -> JSONResponse:
-        health = await control.health()
+        health = await facade.health()
         body: dict[str, str] = {"status": "ok" if health.ok else "unavailable"}
         # The systemd version is for callers with a token; how the watcher listens (the bus
         # socket's path) is an internal, for operators who reach every service.
@@ -189,7 +194,7 @@ def create_app(settings: Settings, control: ServiceControl | None = None) -> Sta
         try:
             yield
         finally:
-            await control.aclose()
+            await facade.aclose()
 
     websockets = WebSocketGate(graphql, admission)
     middleware = [
@@ -217,13 +222,13 @@ def create_app(settings: Settings, control: ServiceControl | None = None) -> Sta
                         settings.body_read_timeout,
                     ),
                     authenticator,
-                    control.request_arrived,
+                    facade.request_arrived,
                 ),
             ),
             Route("/healthz", healthz, methods=["GET"]),
             Route(
                 "/metrics",
-                metrics_endpoint(metrics, control, authenticator, settings.metrics_public, admission),
+                metrics_endpoint(metrics, facade, authenticator, settings.metrics_public, admission),
                 methods=["GET"],
             ),
             Mount(
@@ -237,7 +242,7 @@ def create_app(settings: Settings, control: ServiceControl | None = None) -> Sta
         middleware=middleware,
         lifespan=lifespan,
     )
-    app.state.control = control
+    app.state.control = engine
     app.state.graphql = graphql
     app.state.websockets = websockets
     return app

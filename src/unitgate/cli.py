@@ -139,7 +139,8 @@ def _demo(args: argparse.Namespace) -> int:
 def _token(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from unitgate.config import TokenConfig, describe_validation_error, load_settings
+    from unitgate.config import describe_validation_error, load_settings
+    from unitgate.config_tables import TokenConfig
     from unitgate.services.policy.access import Role
     from unitgate.services.policy.tokens import config_snippet, new_token, token_sha256
 

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from unitgate.config_tables import FleetConfig, TokenConfig
 from unitgate.edge import EdgeLimits
 from unitgate.services.live.snapshot import WatcherTimings
 from unitgate.services.policy.guard import RateLimit
@@ -30,29 +31,6 @@ DEPRECATED_KEYS: dict[str, str] = {
     "restart_limit": "action_limit",
     "restart_window": "action_window",
 }
-
-
-class TokenConfig(BaseModel):
-    """One API token as the config keeps it: a name, a role and the SHA-256 of the token."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
-    role: Literal["viewer", "operator"]
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    # The token's scope: allowlisted services (default all) and enabled actions (default all
-    # for an operator; a viewer takes none whatever this says).
-    services: tuple[str, ...] | None = Field(default=None, strict=False)
-    actions: tuple[Action, ...] | None = Field(default=None, strict=False)
-
-    @field_validator("services")
-    @classmethod
-    def _service_names(cls, names: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        for name in names or ():
-            problem = unit_name_problem(name)
-            if problem is not None:
-                raise ValueError(f"service name {name!r} {problem}")
-        return names
 
 
 class ConfigError(Exception):
@@ -99,6 +77,7 @@ class Settings(BaseModel):
     )
 
     tokens: tuple[TokenConfig, ...] = Field(default=(), strict=False)
+    fleet: FleetConfig | None = Field(default=None, description="the NATS servers of a fleet")
     insecure_no_auth: bool = False
     allowed_origins: tuple[str, ...] = Field(default=(), strict=False)
     audit_file: str | None = None

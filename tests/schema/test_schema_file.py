@@ -28,10 +28,13 @@ def test_public_contract() -> None:
     """The root fields and type names clients depend on."""
     sdl = schema.as_str()
     for line in [
-        "services: ServicesResult!",
-        "service(name: String!): ServiceResult!",
-        "restartService(name: String!): RestartServiceResult!",
-        "serviceStatusChanged(names: [String!] = null): ServiceStatusEvent!",
+        # Each gained an optional instance argument with the fleet: old documents stay valid.
+        "services(instances: [String!] = null): ServicesResult!",
+        "service(name: String!, instance: String = null): ServiceResult!",
+        "restartService(name: String!, instance: String = null): RestartServiceResult!",
+        "serviceStatusChanged(names: [String!] = null, instances: [String!] = null): ServiceStatusEvent!",
+        "instances: [Instance!]!",
+        "type Instance {",
         "interface Error {",
         "type ServiceList {",
         "type RestartSucceeded {",
@@ -44,5 +47,7 @@ def test_public_contract() -> None:
         "SystemctlTimeout",
         "RestartFailed",
         "SystemdUnavailable",
+        "InstanceNotFound",
+        "InstanceOffline",
     ]:
         assert f"type {error} implements Error {{" in sdl

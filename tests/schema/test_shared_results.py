@@ -197,7 +197,7 @@ async def test_the_schema_shares_a_subscription_event_between_subscribers() -> N
         instance_name = "test-host"
         event = status("nginx", pid=77)
 
-        def status_events(self, names: object, actor: object) -> Any:
+        def status_events(self, names: object, actor: object, instances: object = None) -> Any:
             async def events() -> Any:
                 yield self.event
 

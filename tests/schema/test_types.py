@@ -23,10 +23,10 @@ class BrokenControl:
     def status_deadline(self) -> contextlib.AbstractContextManager[None]:
         return contextlib.nullcontext()
 
-    async def list_installed(self, actor: Any) -> Any:
+    async def list_installed(self, actor: Any, instances: Any = None) -> Any:
         raise RuntimeError("secret detail: /etc/shadow line 3")
 
-    async def get_many(self, names: list[str], actor: Any) -> list[UnitStatus]:
+    async def get_many(self, names: list[str], actor: Any, instance: Any = None) -> list[UnitStatus]:
         return [await self.get(name) for name in names]
 
     async def get(self, name: str) -> UnitStatus:

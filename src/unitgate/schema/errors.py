@@ -179,6 +179,24 @@ class RateLimited(Error):
         return cls(message=str(error), name=error.name, retry_after_seconds=int(error.retry_after_seconds))
 
 
+@strawberry.type(description="No instance by this name that the caller reaches; nothing ran.")
+class InstanceNotFound(Error):
+    instance: str
+
+    @classmethod
+    def from_error(cls, error: service.InstanceNotFound) -> Self:
+        return cls(message=str(error), instance=error.instance)
+
+
+@strawberry.type(description="The instance's agent is not connected now; nothing ran.")
+class InstanceOffline(Error):
+    instance: str
+
+    @classmethod
+    def from_error(cls, error: service.InstanceOffline) -> Self:
+        return cls(message=str(error), instance=error.instance)
+
+
 class _FromError(Protocol):
     @classmethod
     def from_error(cls, error: Any) -> Error: ...
@@ -203,6 +221,8 @@ ERRORS: dict[type[service.UnitgateError], type[_FromError]] = {
     service.Forbidden: Forbidden,
     service.ActionInProgress: ActionInProgress,
     service.RateLimited: RateLimited,
+    service.InstanceNotFound: InstanceNotFound,
+    service.InstanceOffline: InstanceOffline,
 }
 
 

@@ -9,7 +9,12 @@ import strawberry
 from unitgate.schema import errors, types
 
 ServicesResult = Annotated[
-    types.ServiceList | errors.CommandTimeout | errors.SystemdUnavailable | errors.ServerBusy,
+    types.ServiceList
+    | errors.CommandTimeout
+    | errors.SystemdUnavailable
+    | errors.ServerBusy
+    | errors.InstanceNotFound
+    | errors.InstanceOffline,
     strawberry.union("ServicesResult"),
 ]
 ServiceResult = Annotated[
@@ -18,7 +23,9 @@ ServiceResult = Annotated[
     | errors.ServiceNotFound
     | errors.CommandTimeout
     | errors.SystemdUnavailable
-    | errors.ServerBusy,
+    | errors.ServerBusy
+    | errors.InstanceNotFound
+    | errors.InstanceOffline,
     strawberry.union("ServiceResult"),
 ]
 RestartServiceResult = Annotated[
@@ -32,7 +39,9 @@ RestartServiceResult = Annotated[
     | errors.ServerBusy
     | errors.Forbidden
     | errors.ActionInProgress
-    | errors.RateLimited,
+    | errors.RateLimited
+    | errors.InstanceNotFound
+    | errors.InstanceOffline,
     strawberry.union("RestartServiceResult"),
 ]
 ReloadServiceResult = Annotated[
@@ -47,7 +56,9 @@ ReloadServiceResult = Annotated[
     | errors.ServerBusy
     | errors.Forbidden
     | errors.ActionInProgress
-    | errors.RateLimited,
+    | errors.RateLimited
+    | errors.InstanceNotFound
+    | errors.InstanceOffline,
     strawberry.union("ReloadServiceResult"),
 ]
 StartServiceResult = Annotated[
@@ -61,7 +72,9 @@ StartServiceResult = Annotated[
     | errors.ServerBusy
     | errors.Forbidden
     | errors.ActionInProgress
-    | errors.RateLimited,
+    | errors.RateLimited
+    | errors.InstanceNotFound
+    | errors.InstanceOffline,
     strawberry.union("StartServiceResult"),
 ]
 StopServiceResult = Annotated[
@@ -75,7 +88,9 @@ StopServiceResult = Annotated[
     | errors.ServerBusy
     | errors.Forbidden
     | errors.ActionInProgress
-    | errors.RateLimited,
+    | errors.RateLimited
+    | errors.InstanceNotFound
+    | errors.InstanceOffline,
     strawberry.union("StopServiceResult"),
 ]
 ServiceLogsResult = Annotated[
@@ -86,7 +101,9 @@ ServiceLogsResult = Annotated[
     | errors.CommandTimeout
     | errors.SystemdUnavailable
     | errors.ServerBusy
-    | errors.Forbidden,
+    | errors.Forbidden
+    | errors.InstanceNotFound
+    | errors.InstanceOffline,
     strawberry.union("ServiceLogsResult"),
 ]
 ServiceLogEvent = Annotated[
@@ -99,7 +116,9 @@ ServiceLogEvent = Annotated[
     | errors.ServerBusy
     | errors.Forbidden
     | errors.InvalidCursor
-    | errors.LogStreamLagged,
+    | errors.LogStreamLagged
+    | errors.InstanceNotFound
+    | errors.InstanceOffline,
     strawberry.union("ServiceLogEvent"),
 ]
 ServiceStatusEvent = Annotated[
@@ -108,6 +127,8 @@ ServiceStatusEvent = Annotated[
     | errors.ServiceNotFound
     | errors.CommandTimeout
     | errors.SystemdUnavailable
-    | errors.ServerBusy,
+    | errors.ServerBusy
+    | errors.InstanceNotFound
+    | errors.InstanceOffline,
     strawberry.union("ServiceStatusEvent"),
 ]

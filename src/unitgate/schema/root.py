@@ -44,6 +44,10 @@ class Query:
     instance: types.Instance = strawberry.field(
         resolver=resolvers.instance, description="This unitgate: its name, systemd's version, its scope."
     )
+    instances: list[types.Instance] = strawberry.field(
+        resolver=resolvers.instances,
+        description="Every instance the caller reaches: this host alone, or each host of a hub's fleet.",
+    )
     me: types.Me = strawberry.field(
         resolver=resolvers.me,
         description="Who the caller is and what it may do: show only the buttons that will work.",

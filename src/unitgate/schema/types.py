@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import strawberry
 
 from unitgate.schema.scalars import ByteCount
+from unitgate.services.facade import InstanceState
 from unitgate.services.systemd.logs import LogEntry
 from unitgate.services.systemd.status import UnitStatus
 
@@ -159,11 +160,45 @@ class StopSucceeded:
     service: ServiceStatus
 
 
-@strawberry.type(description="This unitgate: what a dashboard of several servers labels it with.")
+@strawberry.type(description="How many of an instance's services are in which state.")
+class ServiceCounts:
+    total: int
+    active: int = strawberry.field(description="activeState active or reloading.")
+    failed: int
+    inactive: int = strawberry.field(description="activeState inactive or deactivating.")
+    activating: int
+
+
+@strawberry.type(description="One host: this unitgate, or one of a hub's fleet.")
 class Instance:
     name: str = strawberry.field(description="instance_name in the config, else the host name.")
     systemd_version: str | None = strawberry.field(description="Null when no manager answers.")
     scope: str = strawberry.field(description="system or user: which systemd manager it talks to.")
+    online: bool = strawberry.field(default=True, description="Whether its agent is connected now.")
+    last_seen: datetime | None = strawberry.field(
+        default=None, description="When it was last heard from (UTC); null when never."
+    )
+    counts: ServiceCounts | None = strawberry.field(
+        default=None, description="Its installed services by state, as last known."
+    )
+
+    @classmethod
+    def from_state(cls, state: InstanceState) -> Instance:
+        counts = state.counts
+        return cls(
+            name=state.name,
+            systemd_version=state.systemd_version,
+            scope=state.scope,
+            online=state.online,
+            last_seen=state.last_seen,
+            counts=ServiceCounts(
+                total=counts.total,
+                active=counts.active,
+                failed=counts.failed,
+                inactive=counts.inactive,
+                activating=counts.activating,
+            ),
+        )
 
 
 @strawberry.type(description="The caller, as this server sees its token: what a dashboard may show.")
@@ -173,4 +208,7 @@ class Me:
     services: list[str] = strawberry.field(description="The allowlisted services this token reaches.")
     actions: list[str] = strawberry.field(
         description="The actions it may take: its own, cut to what the server offers; none for a viewer."
+    )
+    instances: list[str] | None = strawberry.field(
+        default=None, description="The instances it reaches: names or patterns (web-*); null for all."
     )

@@ -18,7 +18,9 @@ UnitgateError                   str(error) is safe to show to a client
 ├── ReloadNotSupported          the unit says CanReload=no; nothing ran
 ├── Forbidden                   the caller's role may not do this; nothing ran
 ├── ActionInProgress            an action on this service is already running; nothing ran
-└── RateLimited                 too many actions on this service lately; nothing ran
+├── RateLimited                 too many actions on this service lately; nothing ran
+├── InstanceNotFound            no such instance (or none the caller reaches); nothing ran
+└── InstanceOffline             the instance's agent is not connected; nothing ran
 """
 
 from __future__ import annotations
@@ -145,6 +147,7 @@ class Forbidden(UnitgateError):
     def __init__(self, role: str, action: str, token: str | None = None) -> None:
         self.role = role
         self.action = action
+        self.token = token
         who = f"the {role} role" if token is None else f"the {role} token {token!r}"
         what = "read service logs" if action == "logs" else f"{action} services"
         super().__init__(f"{who} may not {what}")
@@ -161,3 +164,19 @@ class RateLimited(UnitgateError):
         self.name = name
         self.retry_after_seconds = retry_after_seconds
         super().__init__(f"too many actions on {name!r}; retry in {retry_after_seconds:.0f} s")
+
+
+class InstanceNotFound(UnitgateError):
+    """No instance by this name; one outside the caller's scope answers the same."""
+
+    def __init__(self, instance: str) -> None:
+        self.instance = instance
+        super().__init__(f"instance {_shorten(instance)!r} is not known here")
+
+
+class InstanceOffline(UnitgateError):
+    """The instance is known, and its agent is not connected now: nobody answered."""
+
+    def __init__(self, instance: str) -> None:
+        self.instance = instance
+        super().__init__(f"instance {instance!r} is offline: its agent is not connected")

@@ -15,7 +15,7 @@ from strawberry.types import ExecutionResult
 
 from unitgate.graphiql_assets import offline_page
 from unitgate.resolvers import Context
-from unitgate.services.policy.control import ServiceControl
+from unitgate.services.facade import Facade
 from unitgate.services.policy.tokens import Authenticator
 from unitgate.view.auth import UNAUTHENTICATED, authenticate, authorization_param, client_address
 from unitgate.view.json_guard import decode_guarded
@@ -32,7 +32,7 @@ class UnitgateGraphQL(GraphQL[Context, None]):
     def __init__(
         self,
         schema: Schema,
-        control: ServiceControl,
+        control: Facade,
         authenticator: Authenticator,
         *,
         allowed_origins: tuple[str, ...] = (),

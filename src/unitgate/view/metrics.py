@@ -14,8 +14,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from unitgate.services.errors import UnitgateError
+from unitgate.services.facade import Facade
 from unitgate.services.policy.access import Actor
-from unitgate.services.policy.control import WATCHER_MODES, ServiceControl, UnitStatus
+from unitgate.services.policy.control import WATCHER_MODES, UnitStatus
 from unitgate.services.policy.tokens import Authenticator
 from unitgate.view.auth import authenticate, client_address
 from unitgate.view.auth_gate import unauthorized
@@ -63,7 +64,8 @@ class _Scrape(Collector):
             labels=label_names,
         )
         for status in self.statuses:
-            values = [status.name, *([self.instance] if self.instance else [])]
+            instance = status.instance or self.instance  # a hub's statuses name their host
+            values = [status.name, *([instance] if instance else [])]
             up.add_metric(values, 1.0 if status.active else 0.0)
             for name in STATES:
                 state.add_metric([*values, name], 1.0 if status.active_state == name else 0.0)
@@ -127,7 +129,7 @@ class Metrics:
         self.duration.labels(operation_type).observe(seconds)
 
     def exposition(
-        self, control: ServiceControl, statuses: list[UnitStatus], websockets: int, internals: bool = True
+        self, control: Facade, statuses: list[UnitStatus], websockets: int, internals: bool = True
     ) -> bytes:
         """The services' series, and with `internals` unitgate's own: the operations, processes,
         subscriptions and actions of every service together, so a token scoped to some services
@@ -135,25 +137,28 @@ class Metrics:
         scrape = self._scrape
         scrape.statuses = statuses
         scrape.internals = internals
-        scrape.watcher_mode = str(control.watcher.mode)
+        own = control.internals()
+        scrape.watcher_mode = own.watcher_mode
         scrape.gauges = {
             "unitgate_websockets_open": ("Websockets open now.", float(websockets)),
-            "unitgate_subscriptions_active": ("Subscriptions streaming now.", float(control.streams)),
+            "unitgate_subscriptions_active": ("Subscriptions streaming now.", float(own.streams)),
         }
-        runner = control.runner
         scrape.counters = {
             "unitgate_processes_spawned": (
                 "systemctl and journalctl processes started.",
-                float(runner.spawned),
+                float(own.processes_spawned),
             ),
-            "unitgate_process_seconds": ("Time spent waiting for systemctl and journalctl.", runner.seconds),
+            "unitgate_process_seconds": (
+                "Time spent waiting for systemctl and journalctl.",
+                own.process_seconds,
+            ),
         }
-        scrape.actions = dict(control.audit.outcomes)
+        scrape.actions = dict(own.action_outcomes)
         return generate_latest(self.registry if internals else self._services_only)
 
 
 def metrics_endpoint(
-    metrics: Metrics, control: ServiceControl, authenticator: Authenticator, public: bool, websockets: Any
+    metrics: Metrics, control: Facade, authenticator: Authenticator, public: bool, websockets: Any
 ) -> Any:
     """The Starlette endpoint. Service state is not public by default: any token (Prometheus sends
     it with `authorization: credentials`), or `metrics_public = true` for a trusted scrape network."""

@@ -64,18 +64,14 @@ class StatusWatcher:
     def running(self) -> bool:
         return self._task is not None
 
-    @property
-    def lease_until(self) -> float:
-        """Until when (time.monotonic) status queries keep a connected watcher running."""
-        return self._lease_until
+    lease_until = property(lambda self: self._lease_until, doc="queries keep it connected until then")
 
     async def fresh(self, max_age: float, read: bool = True) -> Mapping[str, UnitStatus] | None:
         """Every unit's status as systemd has it now, from the snapshot while the bus vouches that
         no signal came since its read and it is at most `max_age` old (memory has no signal);
         otherwise after one shared read. None when there is no bus to vouch: read yourself.
-        With `read` False, only what needs no read at all (nor a start): else None.
-
-        A query keeps the watcher connected for idle_after seconds."""
+        With `read` False, only what needs no read at all (nor a start): else None. A query keeps
+        the watcher connected for idle_after seconds."""
         if self._signals is None or (self._task is None and not read):
             return None
         now = time.monotonic()
@@ -182,9 +178,7 @@ class StatusWatcher:
     def _start(self) -> None:
         self.store.restart()
         # Empty context: not the deadline of whichever request happened to start it, for life.
-        self._task = asyncio.create_task(
-            self._run(), name="unitgate-status-watcher", context=contextvars.Context()
-        )
+        self._task = asyncio.create_task(self._run(), name="unitgate-watcher", context=contextvars.Context())
 
     def _idle(self) -> None:
         self.store.stale = True  # no signal is heard while stopped

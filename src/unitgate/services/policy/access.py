@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import fnmatch
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -33,6 +34,12 @@ class Actor:
     address: str | None = None
     services: frozenset[str] | None = None
     actions: frozenset[UnitVerb] = frozenset()
+    # Which instances of a fleet it reaches: names or shell-style patterns (web-*); None, all.
+    instances: tuple[str, ...] | None = None
+
+    def reaches(self, instance: str) -> bool:
+        """Whether the token reaches this instance: one outside is answered as if unknown."""
+        return self.instances is None or any(fnmatch.fnmatchcase(instance, p) for p in self.instances)
 
     def sees(self, name: str) -> bool:
         """Whether the token reaches this service: one outside is answered as if not allowlisted."""
@@ -49,6 +56,7 @@ def scoped_actor(
     enabled: Iterable[UnitVerb],
     services: Iterable[str] | None = None,
     actions: Iterable[str] | None = None,
+    instances: Iterable[str] | None = None,
 ) -> Actor:
     """The caller a token makes: its services (all by default) and its actions (for an operator,
     all the server offers by default; for a viewer, none whatever the token says)."""
@@ -60,4 +68,5 @@ def scoped_actor(
         address=address,
         services=None if services is None else frozenset(services),
         actions=granted if role.may_act() else frozenset(),
+        instances=None if instances is None else tuple(instances),
     )

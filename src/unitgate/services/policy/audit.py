@@ -35,6 +35,8 @@ OUTCOMES: dict[type[errors.UnitgateError], str] = {
     errors.CommandTimeout: "timeout",
     errors.SystemdUnavailable: "unavailable",
     errors.ServerBusy: "busy",
+    errors.InstanceNotFound: "instance_not_found",
+    errors.InstanceOffline: "offline",
 }
 
 

@@ -8,15 +8,13 @@ live layers, all built for it by the composition root (app.build_control).
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import AsyncGenerator, Mapping, Sequence
-from dataclasses import dataclass
 
 from unitgate.services import errors
 from unitgate.services.errors import UnitgateError
+from unitgate.services.facade import CachedCheck, Health
 from unitgate.services.live.log_follower import LogFollowers
 from unitgate.services.live.reads import StatusReads
-from unitgate.services.live.singleflight import SingleFlight
 from unitgate.services.live.snapshot import Mode, StatusEvent
 from unitgate.services.live.status_stream import status_changes
 from unitgate.services.live.watcher import StatusWatcher
@@ -33,7 +31,6 @@ from unitgate.services.systemd.units import DEFAULT_ACTIONS, UnitVerb
 
 LogEvent = LogEntry | UnitgateError
 RECENT_LOG_LINES = 10  # carried by RestartFailed and ReloadFailed
-HEALTH_MAX_AGE = 5.0  # seconds a health answer is reused
 
 __all__ = [
     "RECENT_LOG_LINES",
@@ -47,14 +44,6 @@ __all__ = [
 
 # How the watcher can learn of changes: what /metrics reports, one series each.
 WATCHER_MODES: tuple[str, ...] = tuple(str(mode) for mode in Mode)
-
-
-@dataclass(frozen=True, slots=True)
-class Health:
-    ok: bool
-    detail: str
-    watcher: str
-    watcher_detail: str
 
 
 class ServiceControl:
@@ -82,8 +71,8 @@ class ServiceControl:
         self.enabled = enabled
         self.instance_name = instance_name
         self.runner = runner if runner is not None else ProcessRunner({})  # its counters, for /metrics
-        self._health: SingleFlight[str, str] = SingleFlight()
-        self._version_checked: tuple[float, str | UnitgateError | None] = (0.0, None)
+        # A health check anyone may call: one process per interval, not one per request.
+        self._version = CachedCheck(self.systemctl.manager_version)
 
     @property
     def allowlist(self) -> Allowlist:
@@ -268,20 +257,6 @@ class ServiceControl:
         if isinstance(version, UnitgateError):
             return Health(False, str(version), *watcher)
         return Health(True, f"systemd {version}", *watcher)
-
-    async def _version(self) -> str | UnitgateError:
-        """The manager's version or why it cannot be had, from a `systemctl show` at most
-        HEALTH_MAX_AGE old: a health check anyone may call costs one process per interval, not
-        one per request, and callers arriving meanwhile share it."""
-        checked_at, answer = self._version_checked
-        if answer is not None and time.monotonic() - checked_at < HEALTH_MAX_AGE:
-            return answer
-        try:
-            answer = await self._health.do("version", self.systemctl.manager_version)
-        except UnitgateError as error:
-            answer = error
-        self._version_checked = (time.monotonic(), answer)
-        return answer
 
     async def aclose(self) -> None:
         await self.watcher.stop()

@@ -30,6 +30,8 @@ class TokenEntry(Protocol):
     def services(self) -> Sequence[str] | None: ...
     @property
     def actions(self) -> Sequence[str] | None: ...
+    @property
+    def instances(self) -> Sequence[str] | None: ...
 
 
 def new_token() -> str:
@@ -47,6 +49,7 @@ def config_snippet(
     token: str,
     services: Sequence[str] | None = None,
     actions: Sequence[str] | None = None,
+    instances: Sequence[str] | None = None,
 ) -> str:
     """The [[tokens]] entry for the config file: the token's hash, never the token."""
     lines = ["[[tokens]]", f'name = "{name}"', f'role = "{role}"', f'sha256 = "{token_sha256(token)}"']
@@ -54,6 +57,8 @@ def config_snippet(
         lines.append(f"services = {json.dumps(list(services))}")
     if actions is not None:
         lines.append(f"actions = {json.dumps(list(actions))}")
+    if instances is not None:
+        lines.append(f"instances = {json.dumps(list(instances))}")
     return "\n".join(lines) + "\n"
 
 
@@ -75,7 +80,15 @@ class Authenticator:
         self._tokens = [
             (
                 bytes.fromhex(token.sha256),
-                scoped_actor(token.name, Role(token.role), None, self.enabled, token.services, token.actions),
+                scoped_actor(
+                    token.name,
+                    Role(token.role),
+                    None,
+                    self.enabled,
+                    token.services,
+                    token.actions,
+                    token.instances,
+                ),
             )
             for token in tokens
         ]

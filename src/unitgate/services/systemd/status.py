@@ -64,6 +64,7 @@ class UnitStatus:
     result: str | None = None  # systemd's Result: success, exit-code, signal, core-dump, timeout, ...
     main_exit_status: int | None = None  # the last main process's exit status or signal number
     tasks: int | None = None  # TasksCurrent; None where not accounted
+    instance: str = ""  # which host it is of, where several are (a hub's view); "" for this one
 
     @property
     def installed(self) -> bool:
