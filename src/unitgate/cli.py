@@ -245,8 +245,29 @@ def _documents(args: argparse.Namespace) -> int:
     return 0
 
 
+def _agent(args: argparse.Namespace) -> int:
+    from unitgate import cli_fleet
+
+    return cli_fleet.agent(args)
+
+
+def _hub(args: argparse.Namespace) -> int:
+    from unitgate import cli_fleet
+
+    return cli_fleet.hub(args, _run_server)
+
+
+def _fleet(args: argparse.Namespace) -> int:
+    from unitgate import cli_fleet
+
+    return cli_fleet.fleet_init(args)
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "serve": _serve,
+    "agent": _agent,
+    "hub": _hub,
+    "fleet": _fleet,
     "demo": _demo,
     "schema": _schema,
     "graphiql-assets": _graphiql_assets,

@@ -30,6 +30,45 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve without tokens, everyone an operator; refused unless the host is a loopback address",
     )
 
+    agent = commands.add_parser(
+        "agent",
+        help="bridge this server's services to a fleet's NATS (no listening socket)",
+        description=(
+            "Run this server's services layer (allowlist, watcher, guard, audit, journal) and bridge it "
+            "to NATS: each status change is written to the fleet's bucket once, and the actions and log "
+            "requests addressed to this instance are answered after this server's own checks. It opens "
+            "no port. The config needs instance_name and a [fleet] table (`unitgate fleet init`)."
+        ),
+    )
+    _config_option(agent)
+    hub = commands.add_parser(
+        "hub",
+        help="serve the API over every agent of a fleet",
+        description=(
+            "Serve the same GraphQL API, dashboard and /metrics over every host of a fleet: queries from "
+            "the view the bucket keeps, actions and logs as requests to the host's agent. It keeps no "
+            "state of its own; several hubs need no coordination."
+        ),
+    )
+    _config_option(hub)
+    fleet = commands.add_parser("fleet", help="set up a fleet of agents and hubs")
+    fleet_commands = fleet.add_subparsers(dest="fleet_command", required=True, metavar="ACTION")
+    init = fleet_commands.add_parser(
+        "init",
+        help="write a fleet's nats-server config, keys and config files",
+        description=(
+            "Write DIR/nats-server.conf (JetStream, one NKEY user per agent and one for the hubs, each "
+            "agent allowed its own subjects and keys only), DIR/hub.toml with a fresh admin token "
+            "(printed once, alone on the first line), and DIR/INSTANCE.toml with its key beside it for "
+            "each agent. Every file is readable by its owner only; none is overwritten."
+        ),
+    )
+    init.add_argument("dir", type=Path, metavar="DIR", help="where to write the files")
+    init.add_argument("--instances", required=True, metavar="NAME,...", help="the agents' instance names")
+    init.add_argument(
+        "--nats-url", required=True, metavar="nats://HOST:PORT", help="where agents and hubs reach NATS"
+    )
+
     demo = commands.add_parser(
         "demo",
         help="run against a private systemd with demo services",

