@@ -6,6 +6,8 @@ from __future__ import annotations
 import ast
 import inspect
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -168,3 +170,16 @@ def test_the_readme_lists_every_module() -> None:
         if parts[-1] != "__init__.py" and f"`{'/'.join(parts[1:] or parts)}`" not in layout
     ]
     assert missing == []
+
+
+def test_the_agents_process_imports_no_graphql_layer() -> None:
+    """What `unitgate agent` loads, as its process does: services, config, the NATS client; no
+    strawberry, graphql, Starlette or uvicorn (it is what keeps the agent small on the host)."""
+    probe = (
+        "import sys; from unitgate import cli, cli_fleet, compose; "
+        "from unitgate.services.fleet import agent; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'strawberry', 'graphql', 'starlette', 'uvicorn', 'prometheus_client'}))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]"

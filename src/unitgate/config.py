@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from unitgate.config_tables import FleetConfig, TokenConfig
-from unitgate.edge import EdgeLimits
+from unitgate.edge_limits import EdgeLimits
 from unitgate.services.live.snapshot import WatcherTimings
 from unitgate.services.policy.guard import RateLimit
 from unitgate.services.systemd.allowlist import DEFAULT_ALLOWLIST, Allowlist, unit_name_problem

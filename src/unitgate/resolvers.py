@@ -219,6 +219,11 @@ async def service_logs_followed(
     return converted(events, types.LogLine.from_entry)
 
 
+async def instance_status_changed(info: Info) -> AsyncIterator[types.Instance]:
+    events = info.context.control.instance_events(info.context.require_actor())
+    return converted(events, types.Instance.from_state)
+
+
 async def service_status_changed(
     info: Info, names: list[str] | None = None, instances: list[str] | None = None
 ) -> AsyncIterator[results.ServiceStatusEvent]:

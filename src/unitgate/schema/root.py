@@ -95,6 +95,13 @@ class Subscription:
             "the stream."
         ),
     )
+    instance_status_changed: types.Instance = strawberry.subscription(  # type: ignore[assignment]
+        resolver=resolvers.instance_status_changed,
+        description=(
+            "Every instance the caller reaches as it is, then one event whenever one goes offline "
+            "(its agent is gone) or comes back."
+        ),
+    )
     service_logs_followed: results.ServiceLogEvent = strawberry.subscription(  # type: ignore[assignment]
         resolver=resolvers.service_logs_followed,
         description=(

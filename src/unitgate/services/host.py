@@ -3,6 +3,7 @@ instance it is (`instance_name`) named or left out."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -102,6 +103,12 @@ class HostFacade:
                 counts=counts,
             )
         ]
+
+    async def instance_events(self, actor: Actor) -> AsyncGenerator[InstanceState, None]:
+        """This host as it is; it never goes offline to itself, so nothing follows."""
+        for state in await self.instances(actor):
+            yield state
+        await asyncio.Event().wait()  # open until the subscriber leaves
 
     async def manager_version(self) -> str | None:
         return await self.control.manager_version()

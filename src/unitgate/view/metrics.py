@@ -38,7 +38,9 @@ class _Scrape(Collector):
         self.internals = True  # unitgate's own series, which count every service's activity
 
     def collect(self) -> Iterator[Metric]:
-        label_names = ["service", *(["instance_name"] if self.instance else [])]
+        # A hub's statuses each name their host; one server's take its instance_name, if set.
+        labelled = bool(self.instance) or any(status.instance for status in self.statuses)
+        label_names = ["service", *(["instance_name"] if labelled else [])]
         up = GaugeMetricFamily(
             "unitgate_service_up", "1 when the service is active (or reloading).", labels=label_names
         )
@@ -64,8 +66,7 @@ class _Scrape(Collector):
             labels=label_names,
         )
         for status in self.statuses:
-            instance = status.instance or self.instance  # a hub's statuses name their host
-            values = [status.name, *([instance] if instance else [])]
+            values = [status.name, *([status.instance or self.instance or ""] if labelled else [])]
             up.add_metric(values, 1.0 if status.active else 0.0)
             for name in STATES:
                 state.add_metric([*values, name], 1.0 if status.active_state == name else 0.0)

@@ -125,19 +125,34 @@ class FleetControl:
         names = {name for host in self._reached(actor, None) if host.info for name in host.info.services}
         return sorted(name for name in names if actor.sees(name))
 
+    def _state(self, host: Host, actor: Actor) -> InstanceState:
+        return InstanceState(
+            name=host.name,
+            online=host.online,
+            last_seen=host.last_seen_wall,
+            systemd_version=host.info.systemd_version if host.info else None,
+            scope=host.info.scope if host.info else "unknown",
+            counts=count_states(self._shown(host, actor)),
+        )
+
     async def instances(self, actor: Actor) -> list[InstanceState]:
         await self.ready()
-        return [
-            InstanceState(
-                name=host.name,
-                online=host.online,
-                last_seen=host.last_seen_wall,
-                systemd_version=host.info.systemd_version if host.info else None,
-                scope=host.info.scope if host.info else "unknown",
-                counts=count_states(self._shown(host, actor)),
-            )
-            for host in self._reached(actor, None)
-        ]
+        return [self._state(host, actor) for host in self._reached(actor, None)]
+
+    async def instance_events(self, actor: Actor) -> AsyncGenerator[InstanceState, None]:
+        """Every host the caller reaches as it is, then each again when it goes offline or
+        comes back."""
+        await self.ready()
+        generation = self.view.generation
+        for state in await self.instances(actor):
+            yield state
+        while True:
+            changes = await self.view.changes_after(generation)
+            generation = self.view.generation
+            hosts = set(self.view.hosts) if changes is None else {c.host for c in changes if c.status is None}
+            for name in sorted(hosts):
+                if actor.reaches(name):
+                    yield self._state(self.view.hosts[name], actor)
 
     # --- what becomes a request to an agent
 
