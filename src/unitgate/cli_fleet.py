@@ -135,3 +135,25 @@ def fleet_init(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def demo(args: argparse.Namespace, run_server: Callable[[object, Settings], None]) -> int:
+    """`unitgate demo --fleet`: the fleet on this machine, a hub without tokens on loopback."""
+    from unitgate.app import create_app
+    from unitgate.config import load_settings
+    from unitgate.demo_fleet import INSTANCES, demo_fleet
+
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # unwinds like Ctrl-C: everything stops
+    with contextlib.suppress(KeyboardInterrupt), demo_fleet() as hub_config:
+        settings = load_settings(hub_config, {"port": args.port, "insecure_no_auth": True})
+        print(
+            f"  Dashboard: http://127.0.0.1:{settings.port}/\n"
+            f"unitgate demo --fleet: a nats-server, and {len(INSTANCES)} private systemd user managers "
+            f"with an agent each ({', '.join(INSTANCES)}), under one hub.\n"
+            f"  GraphiQL:  http://127.0.0.1:{settings.port}/graphql\n"
+            "  NO AUTHENTICATION: the hub listens on 127.0.0.1 only, and every client is an operator.\n"
+            "  Ctrl-C stops the hub, the agents, the managers and nats-server.",
+            flush=True,
+        )
+        run_server(create_app(settings, build_fleet_control(settings)), settings)
+    return 0

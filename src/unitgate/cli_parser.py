@@ -78,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     demo.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
+    demo.add_argument(
+        "--fleet",
+        action="store_true",
+        help="a nats-server and three demo hosts (web1, web2, web3) with an agent each, under one hub",
+    )
 
     commands.add_parser("schema", help="print the GraphQL schema (SDL)")
     documents = commands.add_parser(

