@@ -12,7 +12,11 @@ let token = sessionStorage.getItem(TOKEN_KEY);
 let me = null;
 let client = null;
 let dropped = false;
-const cards = new Map(); // name -> { element, status, follow }
+const cards = new Map(); // id (instance/name) -> { element, status, follow }
+let ownInstance = null; // this server's instance name; a hub's cards name other hosts
+
+// The host a status is of: its id is "instance/name".
+const hostOf = (status) => status.id.slice(0, status.id.length - status.name.length - 1);
 
 class Unauthenticated extends Error {}
 
@@ -75,17 +79,19 @@ function reasonOf(status) {
 // --- Cards
 
 function cardFor(status) {
-  let entry = cards.get(status.name);
+  let entry = cards.get(status.id);
   if (!entry) {
     const element = $("[data-card-template]").content.firstElementChild.cloneNode(true);
+    const host = hostOf(status);
     element.dataset.service = status.name;
-    $("[data-name]", element).textContent = status.name;
+    element.dataset.instance = host;
+    $("[data-name]", element).textContent = host === ownInstance ? status.name : `${host} · ${status.name}`;
     entry = { element, status, follow: null, cursor: null };
-    cards.set(status.name, entry);
+    cards.set(status.id, entry);
     buildActions(entry);
     buildLogs(entry);
     const all = [...cards.keys()].sort();
-    const next = all[all.indexOf(status.name) + 1];
+    const next = all[all.indexOf(status.id) + 1];
     $("[data-cards]").insertBefore(element, next ? cards.get(next).element : null);
   }
   return entry;
@@ -174,7 +180,7 @@ async function act(entry, action) {
   buttons.forEach((button) => { button.disabled = true; });
   outcome(entry, `${DOING[action]} ${entry.status.name}…`, false);
   const field = `${action}Service`;
-  const query = `mutation($name: String!) { ${field}(name: $name) {
+  const query = `mutation($name: String!, $instance: String) { ${field}(name: $name, instance: $instance) {
     __typename
     ... on ${LABELS[action]}Succeeded { service { ${FIELDS} } }
     ... on Error { message }
@@ -182,7 +188,7 @@ async function act(entry, action) {
     ... on RateLimited { retryAfterSeconds }
   } }`;
   try {
-    const result = (await request(query, { name: entry.status.name }))[field];
+    const result = (await request(query, target(entry)))[field];
     const element = $("[data-outcome]", card);
     element.dataset.outcomeType = result.__typename;
     if (result.service) {
@@ -224,9 +230,9 @@ function appendLines(entry, lines) {
 }
 
 async function loadLogs(entry) {
-  const query = `query($name: String!) { serviceLogs(name: $name, lines: 50) {
+  const query = `query($name: String!, $instance: String) { serviceLogs(name: $name, lines: 50, instance: $instance) {
     __typename ... on ServiceLogs { lines { time message cursor } } ... on Error { message } } }`;
-  const result = (await request(query, { name: entry.status.name })).serviceLogs;
+  const result = (await request(query, target(entry))).serviceLogs;
   const pre = $("[data-logs]", entry.element);
   pre.textContent = "";
   if (result.lines) appendLines(entry, result.lines); else pre.textContent = result.message;
@@ -234,10 +240,11 @@ async function loadLogs(entry) {
 
 function follow(entry) {
   unfollow(entry);
-  const query = `subscription($name: String!, $after: String) { serviceLogsFollowed(name: $name, afterCursor: $after) {
+  const query = `subscription($name: String!, $after: String, $instance: String) {
+    serviceLogsFollowed(name: $name, afterCursor: $after, instance: $instance) {
     __typename ... on LogLine { time message cursor } ... on LogStreamLagged { lastCursor } ... on Error { message } } }`;
   entry.follow = client.subscribe(
-    { query, variables: { name: entry.status.name, after: entry.cursor } },
+    { query, variables: { ...target(entry), after: entry.cursor } },
     {
       next: ({ data }) => {
         const event = data.serviceLogsFollowed;
@@ -249,6 +256,11 @@ function follow(entry) {
       complete: () => {},
     },
   );
+}
+
+// What names a card's service to the API: its name, and its host.
+function target(entry) {
+  return { name: entry.status.name, instance: hostOf(entry.status) };
 }
 
 function unfollow(entry) {
@@ -263,8 +275,8 @@ async function snapshot() {
   const result = (await request(STATUS_QUERY)).services;
   if (!result.services) return showError(result.message);
   showError(null);
-  const names = new Set(result.services.map((status) => status.name));
-  for (const [name, entry] of cards) if (!names.has(name)) { entry.element.remove(); cards.delete(name); }
+  const ids = new Set(result.services.map((status) => status.id));
+  for (const [id, entry] of cards) if (!ids.has(id)) { entry.element.remove(); cards.delete(id); }
   result.services.forEach(render);
 }
 
@@ -334,14 +346,14 @@ async function start() {
   try {
     const data = await request("{ me { name role actions } instance { name } }");
     me = data.me;
+    ownInstance = data.instance.name;
   } catch (error) {
     if (error instanceof Unauthenticated) return signIn(token ? "That token was not accepted." : null);
     return showError(String(error.message || error));
   }
   show($("[data-signin]"), false);
-  $("[data-instance]").textContent = "";
+  $("[data-instance]").textContent = ownInstance;
   $("[data-who]").textContent = `${me.name} (${me.role})`;
-  try { $("[data-instance]").textContent = (await request("{ instance { name } }")).instance.name; } catch { /* a label */ }
   await snapshot();
   connect();
   setInterval(() => {
