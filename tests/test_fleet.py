@@ -28,6 +28,7 @@ from unitgate.cli_fleet import build_fleet_control
 from unitgate.config import load_settings
 from unitgate.sandbox import UserManagerSandbox
 from unitgate.services.fleet import subjects
+from unitgate.services.policy.tokens import new_token, token_sha256
 
 pytestmark = pytest.mark.timeout(120)
 NATS_SERVER = Path(sys.executable).parent / "nats-server"
@@ -353,3 +354,80 @@ async def test_a_restarted_nats_server_leaves_no_state_behind(fleet: Fleet) -> N
         assert (await ask(fleet, restart))["restartService"]["__typename"] == "RestartSucceeded"
     finally:
         host.systemctl("start", f"{HEALTHY}.service")
+
+
+SCOPED: dict[str, dict[str, Any]] = {
+    "web1-ops": {"role": "operator", "instances": ["web1"]},
+    "web-star": {"role": "operator", "instances": ["web*"], "services": [HEALTHY]},
+    "viewer": {"role": "viewer"},
+}
+
+
+@pytest.fixture(scope="module")
+def scoped_hub(fleet: Fleet) -> Iterator[tuple[RunningServer, dict[str, str]]]:
+    """A second hub whose tokens are scoped: by instance, by service, by role."""
+    tokens = {name: new_token() for name in SCOPED}
+    entries = [
+        {"name": name, "sha256": token_sha256(tokens[name]), **scope} for name, scope in SCOPED.items()
+    ]
+    settings = load_settings(fleet.directory / "hub.toml", {"port": free_port(), "tokens": entries})
+    control = build_fleet_control(settings)
+    with serve(create_app(settings, control), cast(Any, control)) as hub:
+        yield hub, tokens
+
+
+@pytest.mark.parametrize(
+    ("token", "field", "instance", "service", "expected"),
+    [
+        ("web1-ops", "restartService", "web1", HEALTHY, "RestartSucceeded"),
+        ("web1-ops", "restartService", "web2", HEALTHY, "InstanceNotFound"),  # as if it did not exist
+        ("web1-ops", "service", "web2", HEALTHY, "InstanceNotFound"),
+        ("web1-ops", "serviceLogs", "web2", LOGGY, "InstanceNotFound"),
+        ("web-star", "restartService", "web2", HEALTHY, "RestartSucceeded"),  # a pattern
+        ("web-star", "restartService", "web2", CRASHY, "ServiceNotAllowed"),  # its services scope
+        ("web-star", "service", "web1", CRASHY, "ServiceNotAllowed"),
+        ("viewer", "restartService", "web1", HEALTHY, "Forbidden"),
+        ("viewer", "serviceLogs", "web1", LOGGY, "Forbidden"),
+        ("viewer", "service", "web1", HEALTHY, "ServiceStatus"),
+        ("viewer", "restartService", "db9", HEALTHY, "InstanceNotFound"),
+    ],
+)
+async def test_the_hub_checks_instances_services_and_actions_before_any_request(
+    fleet: Fleet,
+    scoped_hub: tuple[RunningServer, dict[str, str]],
+    token: str,
+    field: str,
+    instance: str,
+    service: str,
+    expected: str,
+) -> None:
+    await until(lambda: online(fleet, "web1", "web2"), 30)
+    hub, tokens = scoped_hub
+    kind = "mutation" if field.endswith("Service") else "query"
+    document = f"{kind}($n: String!, $i: String) {{ {field}(name: $n, instance: $i) {{ __typename }} }}"
+    link = cast(Any, hub.control).link
+    before = link.requests
+    async with httpx.AsyncClient(timeout=30, headers={"Authorization": f"Bearer {tokens[token]}"}) as client:
+        body = (
+            await client.post(hub.url, json={"query": document, "variables": {"n": service, "i": instance}})
+        ).json()
+    assert body["data"][field]["__typename"] == expected, body
+    asked_an_agent = expected in ("RestartSucceeded",) or (
+        field == "serviceLogs" and expected == "ServiceLogs"
+    )
+    assert link.requests - before == (1 if asked_an_agent else 0)
+
+
+async def test_a_scoped_token_lists_and_hears_only_its_instances(
+    fleet: Fleet, scoped_hub: tuple[RunningServer, dict[str, str]]
+) -> None:
+    await until(lambda: online(fleet, "web1", "web2"), 30)
+    hub, tokens = scoped_hub
+    query = "{ instances { name } services { ... on ServiceList { services { id } } } me { instances } }"
+    async with httpx.AsyncClient(
+        timeout=30, headers={"Authorization": f"Bearer {tokens['web1-ops']}"}
+    ) as client:
+        data = (await client.post(hub.url, json={"query": query})).json()["data"]
+    assert data["instances"] == [{"name": "web1"}]
+    assert {service["id"].split("/")[0] for service in data["services"]["services"]} == {"web1"}
+    assert data["me"]["instances"] == ["web1"]

@@ -57,16 +57,21 @@ def host_journal_state() -> dict[str, list[str]]:
     }
 
 
+def command_of(pid: int) -> str | None:
+    """A process's name, or None for one that ended since it was listed (a unit's helper, say:
+    reading every descendant's name had raced with their exits)."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
 def test_own_journal_leaves_the_hosts_as_it_was(own_systemd: None) -> None:
     before = host_journal_state()
     with UserManagerSandbox(UNIT, start=UNIT) as other:
         assert other.journal_directory is not None
         assert other.journal_directory.is_relative_to(other.root)
-        journald = [
-            pid
-            for pid in descendants(other.pid or 0)
-            if Path(f"/proc/{pid}/comm").read_text().strip() == "systemd-journal"
-        ]
+        journald = [pid for pid in descendants(other.pid or 0) if command_of(pid) == "systemd-journal"]
         assert len(journald) == 1
         assert host_journal_state() == before  # the journal lives in the sandbox's folder
         assert list(other.journal_directory.rglob("*.journal"))

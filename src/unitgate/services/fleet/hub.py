@@ -32,6 +32,7 @@ class HubLink:
         self.nc: Client | None = None
         self.kv: KeyValue | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self.requests = 0  # sent to agents: none for a refusal made here
 
     @property
     def connected(self) -> bool:
@@ -98,6 +99,7 @@ class HubLink:
         InstanceOffline at once, from the server's no-responders reply)."""
         if self.nc is None or not self.nc.is_connected:
             raise SystemdUnavailable("the hub is not connected to NATS")
+        self.requests += 1
         try:
             reply = await self.nc.request(
                 subjects.command(instance, verb), wire.dumps(payload), timeout=timeout
