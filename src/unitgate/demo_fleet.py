@@ -64,7 +64,7 @@ def demo_fleet() -> Iterator[Path]:
     with contextlib.ExitStack() as stack:
         directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="unitgate-fleet-")))
         port = free_port()
-        credentials.init(directory, INSTANCES, f"nats://127.0.0.1:{port}", "")
+        credentials.init(directory, INSTANCES, [f"nats://127.0.0.1:{port}"], "")
         nats = subprocess.Popen(
             [str(NATS_SERVER), "-c", str(directory / "nats-server.conf")], stderr=subprocess.DEVNULL
         )

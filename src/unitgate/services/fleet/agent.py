@@ -14,6 +14,7 @@ from typing import Any
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.errors import BucketNotFoundError
@@ -91,7 +92,9 @@ class Agent:
                 return await nc.jetstream().key_value(subjects.BUCKET)
             except BucketNotFoundError:
                 log.warning("fleet: no bucket %r yet (a hub makes it); trying again", subjects.BUCKET)
-                await asyncio.sleep(1.0)
+            except (NatsError, TimeoutError) as error:  # a cluster electing its leader, say
+                log.warning("fleet: JetStream is not ready (%s); trying again", error)
+            await asyncio.sleep(1.0)
 
     async def _publish_statuses(self) -> None:
         actor = scoped_actor(f"agent:{self.name}", Role.VIEWER, None, ())

@@ -47,33 +47,52 @@ def _user(key: NKey, permissions: subjects.Permissions) -> str:
     )
 
 
-def server_config(directory: Path, nats_url: str, hub: NKey, agents: dict[str, NKey]) -> str:
+def server_config(
+    directory: Path,
+    nats_url: str,
+    hub: NKey,
+    agents: dict[str, NKey],
+    node: int = 0,
+    routes: Sequence[str] = (),
+) -> str:
+    """One node's config; with `routes` (one per node, this one's at `node - 1`), a cluster."""
     host, port = listen_address(nats_url)
     users = [_user(hub, subjects.hub_permissions())]
     users += [_user(key, subjects.agent_permissions(name)) for name, key in agents.items()]
+    suffix = f"-{node}" if node else ""
+    cluster = ""
+    if routes:
+        route = urlsplit(routes[node - 1])
+        cluster = (
+            f'cluster {{ name: "unitgate", listen: {json.dumps(f"{route.hostname}:{route.port}")}, '
+            f"routes: {json.dumps(list(routes))} }}\n"
+        )
     return (
         "# Written by `unitgate fleet init`. Each agent may publish and subscribe only under its own\n"
         "# instance's subjects and keys; the hubs watch them all and send the commands.\n"
         f"listen: {json.dumps(f'{host}:{port}')}\n"
-        'server_name: "unitgate-nats"\n'
+        f'server_name: "unitgate-nats{suffix}"\n'
         f"max_payload: {MAX_PAYLOAD}\n"
-        f"jetstream {{ store_dir: {json.dumps(str(directory / 'jetstream'))} }}\n"
-        "authorization {\n  users = [\n" + ",\n".join(users) + "\n  ]\n}\n"
+        f"jetstream {{ store_dir: {json.dumps(str(directory / f'jetstream{suffix}'))} }}\n"
+        + cluster
+        + "authorization {\n  users = [\n"
+        + ",\n".join(users)
+        + "\n  ]\n}\n"
     )
 
 
-def fleet_table(nats_url: str, credentials: Path) -> str:
-    return f"[fleet]\nservers = [{json.dumps(nats_url)}]\ncredentials = {json.dumps(str(credentials))}\n"
+def fleet_table(nats_urls: Sequence[str], credentials: Path) -> str:
+    return f"[fleet]\nservers = {json.dumps(list(nats_urls))}\ncredentials = {json.dumps(str(credentials))}\n"
 
 
-def agent_config(name: str, nats_url: str, credentials: Path) -> str:
+def agent_config(name: str, nats_url: Sequence[str], credentials: Path) -> str:
     return (
         "# An agent: `unitgate agent --config THIS`. It opens no port; it connects out to NATS.\n"
         f"instance_name = {json.dumps(name)}\n\n" + fleet_table(nats_url, credentials)
     )
 
 
-def hub_config(nats_url: str, credentials: Path, token_entry: str) -> str:
+def hub_config(nats_url: Sequence[str], credentials: Path, token_entry: str) -> str:
     return (
         "# A hub: `unitgate hub --config THIS`. The same API as one server's, over every agent.\n"
         'instance_name = "hub"\nhost = "127.0.0.1"\nport = 8000\n'
@@ -93,26 +112,45 @@ def write_private(path: Path, text: str) -> None:
     os.chmod(path, 0o600)
 
 
-def init(directory: Path, instances: Sequence[str], nats_url: str, token_entry: str) -> list[Path]:
-    """Write every file of a new fleet into `directory`; refuses to overwrite one."""
+def init(
+    directory: Path,
+    instances: Sequence[str],
+    nats_urls: Sequence[str],
+    token_entry: str,
+    routes: Sequence[str] = (),
+) -> list[Path]:
+    """Write every file of a new fleet into `directory`; refuses to overwrite one. Several
+    `nats_urls` are a cluster: `routes` then names each node's cluster address, in order, and
+    each node gets nats-server-N.conf."""
     for name in instances:
         problem = subjects.instance_problem(name)
         if problem is not None:
             raise ValueError(f"instance name {name!r} {problem}")
     if len(set(instances)) != len(instances) or subjects.HUB_USER in instances:
         raise ValueError(f"instance names must be distinct, and none may be {subjects.HUB_USER!r}")
-    listen_address(nats_url)
+    for url in nats_urls:
+        listen_address(url)
+    if len(nats_urls) > 1 and len(routes) != len(nats_urls):
+        raise ValueError("a cluster needs --routes: one nats-route://HOST:PORT per --nats-url, in order")
+    for route in routes:
+        parts = urlsplit(route)
+        if parts.scheme != "nats-route" or not parts.hostname or not parts.port:
+            raise ValueError(f"a route must look like nats-route://HOST:PORT, not {route!r}")
     directory = directory.resolve()
     hub = new_nkey()
     agents = {name: new_nkey() for name in instances}
-    files = {
-        directory / "nats-server.conf": server_config(directory, nats_url, hub, agents),
-        directory / "hub.nk": hub.seed + "\n",
-        directory / "hub.toml": hub_config(nats_url, directory / "hub.nk", token_entry),
-    }
+    files: dict[Path, str] = {}
+    if len(nats_urls) == 1:
+        files[directory / "nats-server.conf"] = server_config(directory, nats_urls[0], hub, agents)
+    for node, url in enumerate(nats_urls if len(nats_urls) > 1 else (), start=1):
+        files[directory / f"nats-server-{node}.conf"] = server_config(
+            directory, url, hub, agents, node, routes
+        )
+    files[directory / "hub.nk"] = hub.seed + "\n"
+    files[directory / "hub.toml"] = hub_config(nats_urls, directory / "hub.nk", token_entry)
     for name, key in agents.items():
         files[directory / f"{name}.nk"] = key.seed + "\n"
-        files[directory / f"{name}.toml"] = agent_config(name, nats_url, directory / f"{name}.nk")
+        files[directory / f"{name}.toml"] = agent_config(name, nats_urls, directory / f"{name}.nk")
     existing = [str(path) for path in files if path.exists()]
     if existing:
         raise ValueError(f"refusing to overwrite {', '.join(existing)}")

@@ -11,8 +11,10 @@ from typing import Any
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
+from nats.js.client import JetStreamContext
 from nats.js.errors import BucketNotFoundError
 from nats.js.kv import KeyValue
 
@@ -23,6 +25,7 @@ from unitgate.services.fleet.wire import WireError
 
 log = logging.getLogger(__name__)
 _EXPIRY_TICK = 0.5  # how often silent hosts are looked for
+BUCKET_WAIT = 30.0  # seconds a starting hub waits for JetStream to be ready
 
 
 class HubLink:
@@ -51,17 +54,31 @@ class HubLink:
             reconnect_time_wait=0.5,
             error_cb=errored,
         )
-        js = self.nc.jetstream()
-        try:
-            self.kv = await js.key_value(subjects.BUCKET)
-        except BucketNotFoundError:
-            # History 1: the bucket is each host's latest word, not a log (history reads journals).
-            self.kv = await js.create_key_value(bucket=subjects.BUCKET, history=1)
+        self.kv = await self._bucket(self.nc.jetstream(), replicas=min(3, len(servers)))
         await self.nc.subscribe(subjects.heartbeat("*"), cb=self._heartbeat)
         self._tasks = [
             asyncio.create_task(self._watch(), name="unitgate-fleet-watch"),
             asyncio.create_task(self._expire(), name="unitgate-fleet-expiry"),
         ]
+
+    @staticmethod
+    async def _bucket(js: JetStreamContext, replicas: int) -> KeyValue:
+        """The bucket, made if need be: kept on up to three servers of a cluster, so a node that
+        dies loses no status. A cluster still electing its leader answers "unavailable" for a
+        few seconds: asked again until BUCKET_WAIT has passed."""
+        deadline = asyncio.get_running_loop().time() + BUCKET_WAIT
+        while True:
+            try:
+                try:
+                    return await js.key_value(subjects.BUCKET)
+                except BucketNotFoundError:
+                    # History 1: each host's latest word, not a log (history reads journals).
+                    return await js.create_key_value(bucket=subjects.BUCKET, history=1, replicas=replicas)
+            except (NatsError, TimeoutError) as error:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+                log.warning("fleet: JetStream is not ready (%s); asking again", error)
+                await asyncio.sleep(0.5)
 
     async def _heartbeat(self, msg: Msg) -> None:
         # unitgate.<instance>.heartbeat: the server lets only that instance's agent publish it.
