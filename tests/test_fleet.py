@@ -167,6 +167,13 @@ async def online(fleet: Fleet, *names: str) -> bool:
 async def test_the_hub_lists_every_host_with_what_its_systemd_says(fleet: Fleet) -> None:
     await until(lambda: online(fleet, "web1", "web2"), 30)
     query = "{ services { ... on ServiceList { services { id name mainPid activeState } } } }"
+    expected = {f"{name}/{unit.removesuffix('.service')}" for name in fleet.hosts for unit in STARTED}
+
+    async def complete() -> bool:  # a heartbeat can come before the agent's first statuses
+        listed = (await ask(fleet, query))["services"]["services"]
+        return expected <= {service["id"] for service in listed}
+
+    await until(complete, 30)
     listed = (await ask(fleet, query))["services"]["services"]
     by_id = {service["id"]: service for service in listed}
     for name, host in fleet.hosts.items():

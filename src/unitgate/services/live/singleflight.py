@@ -36,3 +36,9 @@ class SingleFlight(Generic[K, V]):
             del self._flights[key]
         if not task.cancelled():
             task.exception()  # retrieved, so a failure nobody awaited is not reported as lost
+
+    async def drain(self) -> None:
+        """Wait for every answer in flight (each bounded by what it runs): at shutdown, so that
+        no read is left for the event loop to cancel halfway through starting its process."""
+        while self._flights:
+            await asyncio.gather(*self._flights.values(), return_exceptions=True)

@@ -261,6 +261,7 @@ class ServiceControl:
     async def aclose(self) -> None:
         await self.watcher.stop()
         await self.followers.aclose()
+        await self.reads.flights.drain()  # the stopped watcher's read, say: its process is reaped
 
 
 async def _only(*events: StatusEvent) -> AsyncGenerator[StatusEvent, None]:
