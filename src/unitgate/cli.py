@@ -190,9 +190,12 @@ def _privilege(args: argparse.Namespace) -> int:
 
 
 def _setup(args: argparse.Namespace) -> int:
-    from unitgate import doctor
+    from unitgate import cli_fleet, doctor
     from unitgate.config import load_settings
     from unitgate.install import Layout, Request, SetupError, setup
+
+    if args.agent:
+        return cli_fleet.setup_agent(args)
 
     layout = Layout()
     request = Request(

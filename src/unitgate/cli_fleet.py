@@ -160,3 +160,24 @@ def demo(args: argparse.Namespace, run_server: Callable[[object, Settings], None
         )
         run_server(create_app(settings, build_fleet_control(settings)), settings)
     return 0
+
+
+def setup_agent(args: argparse.Namespace) -> int:
+    """`unitgate setup --agent`: the agent installed as unitgate-agent.service."""
+    from unitgate.install import SetupError
+    from unitgate.install_agent import AGENT_SERVICE, AgentRequest, setup_agent
+
+    if args.fleet_config is None or args.credentials is None:
+        raise FleetUsageError(
+            "setup --agent needs --fleet-config INSTANCE.toml and --credentials INSTANCE.nk"
+        )
+    request = AgentRequest(args.fleet_config, args.credentials, args.restart_via, args.dry_run, args.user)
+    try:
+        report = setup_agent(request)
+    except SetupError as error:
+        raise FleetUsageError(str(error)) from None
+    for line in report.lines:
+        print(line)
+    if not args.dry_run:
+        print(f"{AGENT_SERVICE} runs; `journalctl -u {AGENT_SERVICE}` tells how its connection goes")
+    return 0

@@ -156,6 +156,17 @@ def build_parser() -> argparse.ArgumentParser:
     setup.add_argument("--port", type=int, help="port to bind (default 8000)")
     setup.add_argument("--dry-run", action="store_true", help="say what would change, change nothing")
     setup.add_argument("--user", default="unitgate", help="the user unitgate runs as (default unitgate)")
+    setup.add_argument(
+        "--agent",
+        action="store_true",
+        help="install the fleet's agent (unitgate-agent.service, no listening socket) instead of the API",
+    )
+    setup.add_argument(
+        "--fleet-config", type=Path, metavar="INSTANCE.toml", help="with --agent: from `unitgate fleet init`"
+    )
+    setup.add_argument(
+        "--credentials", type=Path, metavar="INSTANCE.nk", help="with --agent: the agent's key, beside it"
+    )
 
     doctor = commands.add_parser(
         "doctor",
