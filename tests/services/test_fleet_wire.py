@@ -15,7 +15,7 @@ import pytest
 from unitgate.services import errors
 from unitgate.services.fleet import subjects, wire
 from unitgate.services.fleet.credentials import listen_address, new_nkey, server_config
-from unitgate.services.fleet.view import FleetView
+from unitgate.services.fleet.view import MAX_SERVICES, FleetView
 from unitgate.services.fleet.wire import WireError
 from unitgate.services.systemd.logs import LogEntry
 from unitgate.services.systemd.status import UnitStatus
@@ -162,3 +162,20 @@ async def test_the_view_drops_what_no_agent_of_ours_writes_and_expires_the_silen
     assert [(c.host, c.status) for c in changes] == [("web1", None)]
     view.apply(subjects.status_key("web1", "php8.2-fpm"), None)
     assert view.hosts["web1"].statuses == {}
+
+
+def test_a_host_cannot_fill_the_hubs_memory_with_services_it_does_not_offer() -> None:
+    view = FleetView(offline_after=6.0, clock=lambda: 0.0)
+    offered = wire.HostInfo("252", "system", ("php8.2-fpm",), ("restart",))
+    view.apply(subjects.host_key("web1"), wire.dumps(wire.host_to_wire(offered)))
+    for index in range(5000):
+        name = f"junk{index}"
+        status = dataclasses.replace(STATUS, name=name)
+        view.apply(subjects.status_key("web1", name), wire.dumps(wire.status_to_wire(status)))
+    view.apply(subjects.status_key("web1", "php8.2-fpm"), wire.dumps(wire.status_to_wire(STATUS)))
+    assert list(view.hosts["web1"].statuses) == ["php8.2-fpm"]
+    # Before it says what it offers, at most MAX_SERVICES are kept.
+    for index in range(5000):
+        status = dataclasses.replace(STATUS, name=f"junk{index}")
+        view.apply(subjects.status_key("web2", f"junk{index}"), wire.dumps(wire.status_to_wire(status)))
+    assert len(view.hosts["web2"].statuses) == MAX_SERVICES

@@ -15,6 +15,7 @@ from unitgate.services.systemd.status import UnitStatus
 
 log = logging.getLogger(__name__)
 CHANGES_KEPT = 20_000  # a subscriber further behind than this starts again from the whole view
+MAX_SERVICES = 1000  # statuses kept of a host that has not said yet which services it offers
 
 
 @dataclass
@@ -72,6 +73,9 @@ class FleetView:
         try:
             if parsed.service is None:
                 host.info = None if value is None else wire.host_from_wire(wire.loads(value))
+                if host.info is not None:  # what it no longer offers is no longer kept
+                    kept = set(host.info.services)
+                    host.statuses = {n: s for n, s in host.statuses.items() if n in kept}
                 return
             if value is None:
                 gone = host.statuses.pop(parsed.service, None)
@@ -84,6 +88,13 @@ class FleetView:
             return
         if status.name != parsed.service:
             log.warning("fleet: %s wrote a status under another service's key", parsed.instance)
+            return
+        # A host can write only its own keys (the server sees to that), but as many as it likes:
+        # only the services it offers are kept, so a hostile one cannot fill the hub's memory.
+        if host.info is not None:
+            if status.name not in host.info.services:
+                return
+        elif status.name not in host.statuses and len(host.statuses) >= MAX_SERVICES:
             return
         previous = host.statuses.get(status.name)
         host.statuses[status.name] = status
