@@ -74,8 +74,12 @@ class HostFacade:
         except UnitgateError as refused:
             yield refused
             return
-        async for event in self.control.follow_logs(name, actor, after_cursor):
-            yield event
+        events = self.control.follow_logs(name, actor, after_cursor)
+        try:
+            async for event in events:
+                yield event
+        finally:
+            await events.aclose()  # at once, not when collected: the shared follower counts it
 
     def status_events(
         self, names: Sequence[str] | None, actor: Actor, instances: Sequence[str] | None = None

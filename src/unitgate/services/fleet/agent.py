@@ -31,6 +31,7 @@ from unitgate.services.systemd.units import UnitVerb
 
 log = logging.getLogger(__name__)
 MAX_COMMANDS = 64  # commands answered at once; past it, ServerBusy
+_RETRY = 0.5  # seconds between tries of a write the bucket refused
 _STREAM_ID = re.compile(r"^[A-Za-z0-9]{8,64}$")
 
 
@@ -48,6 +49,10 @@ class Agent:
         self.heartbeat_interval = heartbeat_interval
         self._latest: dict[str, UnitStatus] = {}  # every service's status as last read
         self._written: dict[str, UnitStatus] = {}  # what the bucket holds of ours, as last written
+        self._dirty: set[str] = set()  # services whose latest status the bucket does not hold yet
+        self._host_dirty = True  # and what the host says of itself
+        self._wake = asyncio.Event()
+        self._wake.set()
         self._commands = 0
         self._follows: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -59,31 +64,44 @@ class Agent:
         self._nc = nc
         await nc.subscribe(f"{subjects.PREFIX}.{self.name}.cmd.>", cb=self._on_command)
         self.kv = await self._bucket(nc)
-        await self.kv.put(subjects.host_key(self.name), wire.dumps(wire.host_to_wire(self.host)))
-        heartbeat = asyncio.create_task(self._heartbeat(nc))
+        helpers = [asyncio.create_task(self._flush()), asyncio.create_task(self._heartbeat(nc))]
         try:
             await self._publish_statuses()
         finally:
-            heartbeat.cancel()
-            for task in [*self._tasks, *self._follows.values()]:
+            for task in [*helpers, *self._tasks, *self._follows.values()]:
                 task.cancel()
 
-    async def rewrite(self) -> None:
+    def rewrite(self) -> None:
         """After a reconnect: everything again, as it is now (what changed while the server was
         away was never written; the server may have lost the bucket too)."""
-        if self.kv is None:
-            return
-        try:
-            await self.kv.put(subjects.host_key(self.name), wire.dumps(wire.host_to_wire(self.host)))
-            for status in list(self._latest.values()):
-                await self._write(status)
-        except Exception as error:  # gone again: the next reconnect writes it all
-            log.warning("fleet: could not write after reconnecting: %s", error)
+        self._host_dirty = True
+        self._dirty.update(self._latest)
+        self._wake.set()
 
-    async def _write(self, status: UnitStatus) -> None:
+    async def _flush(self) -> None:
+        """Write what the bucket does not hold yet, until it does: a write that fails (NATS
+        away, a cluster electing a new leader for the bucket) is tried again, never dropped."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._host_dirty or self._dirty:
+                try:
+                    await self._write_pending()
+                except Exception as error:
+                    log.warning("fleet: could not write to the bucket (%s); trying again", error)
+                    await asyncio.sleep(_RETRY)
+
+    async def _write_pending(self) -> None:
         assert self.kv is not None
-        await self.kv.put(subjects.status_key(self.name, status.name), _encoded(status))
-        self._written[status.name] = status
+        if self._host_dirty:
+            await self.kv.put(subjects.host_key(self.name), wire.dumps(wire.host_to_wire(self.host)))
+            self._host_dirty = False
+        for name in sorted(self._dirty):
+            status = self._latest[name]
+            await self.kv.put(subjects.status_key(self.name, name), _encoded(status))
+            self._written[name] = status
+            if self._latest[name] is status:  # else it changed meanwhile: once more
+                self._dirty.discard(name)
 
     @staticmethod
     async def _bucket(nc: Client) -> KeyValue:
@@ -104,12 +122,9 @@ class Agent:
                 continue
             self._latest[event.name] = event
             last = self._written.get(event.name)
-            if last is not None and quiet(last) == quiet(event):
-                continue
-            try:
-                await self._write(event)
-            except Exception as error:  # NATS is away: rewrite() catches up when it is back
-                log.warning("fleet: could not write %s's status: %s", event.name, error)
+            if last is None or quiet(last) != quiet(event):
+                self._dirty.add(event.name)
+                self._wake.set()
 
     async def _heartbeat(self, nc: Client) -> None:
         while True:
@@ -241,7 +256,7 @@ async def serve_agent(
     nc: Client | None = None
 
     async def reconnected() -> None:
-        await agent.rewrite()
+        agent.rewrite()
 
     async def errored(error: Exception) -> None:
         log.warning("fleet: %s", error)

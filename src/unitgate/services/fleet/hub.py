@@ -45,6 +45,13 @@ class HubLink:
         async def errored(error: Exception) -> None:
             log.warning("fleet: %s", error)
 
+        async def reconnected() -> None:
+            # The watch's consumer lived on the server that went away (or another node of the
+            # cluster): it may never deliver again. A new one starts from the current values.
+            if self._tasks:
+                self._tasks[0].cancel()
+                self._tasks[0] = asyncio.create_task(self._watch(), name="unitgate-fleet-watch")
+
         self.nc = await connect(
             servers,
             nkeys_seed=seed,
@@ -53,6 +60,7 @@ class HubLink:
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.5,
             error_cb=errored,
+            reconnected_cb=reconnected,
         )
         self.kv = await self._bucket(self.nc.jetstream(), replicas=min(3, len(servers)))
         await self.nc.subscribe(subjects.heartbeat("*"), cb=self._heartbeat)
@@ -90,6 +98,7 @@ class HubLink:
         current values are in."""
         assert self.kv is not None
         while True:
+            watcher = None
             try:
                 watcher = await self.kv.watchall()
                 async for entry in watcher:
@@ -99,6 +108,9 @@ class HubLink:
                     deleted = entry.operation in ("DEL", "PURGE")
                     self.view.apply(entry.key, None if deleted else entry.value)
             except asyncio.CancelledError:
+                if watcher is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(watcher.stop())  # type: ignore[no-untyped-call]
                 raise
             except Exception as error:  # a reconnect: watch again from the current values
                 log.warning("fleet: the bucket's watch ended (%s); watching again", error)
