@@ -520,3 +520,35 @@ async def test_a_three_node_cluster_loses_no_change_when_a_node_dies(cluster: Fl
     await until(seen, 30)
     restart = f'mutation {{ restartService(name: "{HEALTHY}", instance: "web1") {{ __typename }} }}'
     assert (await ask(cluster, restart))["restartService"]["__typename"] == "RestartSucceeded"
+
+
+async def test_a_log_follow_through_the_hub_comes_from_the_host_named(fleet: Fleet) -> None:
+    await until(lambda: online(fleet, "web1", "web2"), 30)
+    host = fleet.hosts["web2"]
+    tail = f'{{ serviceLogs(name: "{LOGGY}", instance: "web2", lines: 1) {{ ... on ServiceLogs {{ lines {{ cursor }} }} }} }}'
+    (last,) = (await ask(fleet, tail))["serviceLogs"]["lines"]
+    # From that cursor on: whenever the follow begins, nothing after it is missed.
+    document = (
+        f'subscription {{ serviceLogsFollowed(name: "{LOGGY}", instance: "web2", afterCursor: "{last["cursor"]}") '
+        "{ __typename ... on LogLine { pid message } ... on Error { message } } }"
+    )
+    ws = await subscribed(fleet, document)
+    try:
+        host.systemctl("restart", f"{LOGGY}.service")  # it writes "started" as it starts
+        pid = int(host.show(f"{LOGGY}.service", "MainPID")["MainPID"])
+        async with asyncio.timeout(20):
+            while True:
+                line = (await next_data(ws))["serviceLogsFollowed"]
+                assert line["__typename"] == "LogLine", line
+                if line["message"] == "started" and line["pid"] == pid:
+                    break
+    finally:
+        await ws.close()
+
+
+async def test_the_hubs_metrics_label_every_series_with_its_host(fleet: Fleet) -> None:
+    await until(lambda: online(fleet, "web1", "web2"), 30)
+    async with httpx.AsyncClient(timeout=30, headers={"Authorization": f"Bearer {fleet.token}"}) as client:
+        text = (await client.get(fleet.hub.url.replace("/graphql", "/metrics"))).text
+    for name in fleet.hosts:
+        assert f'unitgate_service_up{{instance_name="{name}",service="{HEALTHY}"}} 1.0' in text

@@ -105,11 +105,14 @@ def test_each_caller_has_a_budget_of_its_own_on_a_unit() -> None:
 
 def test_a_unit_is_one_lock_under_any_name() -> None:
     guard = ActionGuard(RateLimit(10, 60))
-    with guard.admit("mariadb.service", "mysql", "a"):
+    with guard.reserve("mysql"), guard.admit("mariadb.service", "mysql", "a"):
         assert guard.in_flight("mysql")
         assert guard.in_flight("mariadb.service")
-        with pytest.raises(ActionInProgress), guard.admit("mariadb.service", "mariadb", "b"):
+        with pytest.raises(ActionInProgress), guard.reserve("mysql"):  # before it reads
             pass
+        with guard.reserve("mariadb"), pytest.raises(ActionInProgress):  # once it has read
+            with guard.admit("mariadb.service", "mariadb", "b"):
+                pass
     assert not guard.in_flight("mysql")
 
 

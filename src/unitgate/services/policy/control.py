@@ -144,18 +144,19 @@ class ServiceControl:
             if not actor.may(verb):
                 scoped = actor.role.may_act()  # an operator whose token leaves this action out
                 raise errors.Forbidden(actor.role, str(verb), actor.name if scoped else None)
-            # The unit systemd resolves the name to: the lock and the budgets are the unit's.
-            status = await self.reads.installed(checked)
-            if verb is UnitVerb.RELOAD and not status.can_reload:
-                raise errors.ReloadNotSupported(checked)
-            with self.guard.admit(status.unit_id, checked, actor.name):
-                try:
-                    return await self.systemctl.act(verb, checked)
-                except errors.ActionFailed as failure:
-                    raise failure.with_logs(await self._recent_logs_for_failure(checked)) from None
-                finally:
-                    # Whatever the outcome, the unit may have moved: let live dashboards see it now.
-                    self.watcher.refresh()
+            with self.guard.reserve(checked):
+                # The unit systemd resolves the name to: the lock and the budgets are the unit's.
+                status = await self.reads.installed(checked)
+                if verb is UnitVerb.RELOAD and not status.can_reload:
+                    raise errors.ReloadNotSupported(checked)
+                with self.guard.admit(status.unit_id, checked, actor.name):
+                    try:
+                        return await self.systemctl.act(verb, checked)
+                    except errors.ActionFailed as failure:
+                        raise failure.with_logs(await self._recent_logs_for_failure(checked)) from None
+                    finally:
+                        # Whatever the outcome, the unit may have moved: let live dashboards see it.
+                        self.watcher.refresh()
 
     async def _recent_logs_for_failure(self, name: str) -> list[LogEntry]:
         # The reason an action failed is worth one more process; no log is no reason to fail more.

@@ -38,8 +38,11 @@ class ActionGuard:
 
     Two budgets must both admit it: the caller's own on that unit (`per_caller`), so that no
     token can use up what the others need, and the unit's over all callers (`per_unit`), so that
-    all of them together cannot drive it into systemd's start limit. The check and the claim
-    happen without an await between them, so fifty simultaneous requests admit exactly one."""
+    all of them together cannot drive it into systemd's start limit.
+
+    The name is reserved first, before anything is awaited (`reserve`), then the unit once the
+    name is resolved to it (`admit`): each check and its claim happen without an await between
+    them, so fifty simultaneous requests admit exactly one, under one name or under several."""
 
     def __init__(
         self,
@@ -59,6 +62,17 @@ class ActionGuard:
         return name in self._names_in_flight or name in self._in_flight
 
     @contextlib.contextmanager
+    def reserve(self, name: str) -> Iterator[None]:
+        """The name, claimed at once: a second action asked under it is refused before it reads."""
+        if name in self._names_in_flight:
+            raise ActionInProgress(name)
+        self._names_in_flight.add(name)
+        try:
+            yield
+        finally:
+            self._names_in_flight.discard(name)
+
+    @contextlib.contextmanager
     def admit(self, unit: str, name: str | None = None, caller: str = "") -> Iterator[None]:
         name = unit if name is None else name
         if unit in self._in_flight:
@@ -76,9 +90,7 @@ class ActionGuard:
         for attempts, _ in budgets:
             attempts.append(now)
         self._in_flight.add(unit)
-        self._names_in_flight.add(name)  # one unit per name, and one action per unit at a time
         try:
             yield
         finally:
             self._in_flight.discard(unit)
-            self._names_in_flight.discard(name)
