@@ -15,23 +15,10 @@ import pytest
 from tests.helpers import free_port, serve
 
 from e2e.conftest import Deployment
+from unitgate import demo_fleet
 from unitgate.app import create_app
 from unitgate.cli_fleet import build_fleet_control
 from unitgate.config import load_settings
-
-NATS_SERVER = Path(sys.executable).parent / "nats-server"
-
-
-def wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            with __import__("socket").create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError("nats-server did not start") from None
-            time.sleep(0.05)
 
 
 @pytest.fixture
@@ -58,11 +45,8 @@ def fleet_host(deployed: Deployment, tmp_path: Path) -> Iterator[tuple[Any, str]
         check=True,
     )
     token = init.stdout.splitlines()[0]
-    nats = subprocess.Popen(
-        [str(NATS_SERVER), "-c", str(tmp_path / "nats-server.conf")], stderr=subprocess.DEVNULL
-    )
+    nats = demo_fleet.start_nats(tmp_path / "nats-server.conf", port)
     try:
-        wait_for_port(port, nats)
         for name in ("pid1.toml", "pid1.nk"):
             deployed.container.run("sh", "-c", f"cat > /root/{name}", input=(tmp_path / name).read_text())
         setup = deployed.sh(
@@ -75,8 +59,7 @@ def fleet_host(deployed: Deployment, tmp_path: Path) -> Iterator[tuple[Any, str]
             yield hub, token
     finally:
         deployed.sh("systemctl stop unitgate-agent.service", check=False)
-        nats.terminate()
-        nats.wait(20)
+        demo_fleet.stop(nats)
 
 
 def ask(hub: Any, token: str, query: str) -> Any:

