@@ -169,7 +169,7 @@ class FleetControl:
 
     async def act(self, verb: UnitVerb, name: str, actor: Actor, instance: str | None = None) -> UnitStatus:
         """The same refusals in the same order as on one host, then the agent's own checks."""
-        with self.audit.attempt(str(verb), f"{instance}/{name}", actor):
+        with self.audit.attempt(str(verb), f"{instance or ''}/{name}", actor):
             if verb not in self.enabled:
                 raise errors.ActionNotEnabled(str(verb))
             await self.ready()
@@ -191,7 +191,7 @@ class FleetControl:
             raise errors.Forbidden(actor.role, "logs")
 
     async def logs(self, name: str, lines: int, actor: Actor, instance: str | None = None) -> list[LogEntry]:
-        with self.audit.attempt("logs", f"{instance}/{name}", actor):
+        with self.audit.attempt("logs", f"{instance or ''}/{name}", actor):
             await self.ready()
             host = self.host(instance, actor)
             self.require_logs(host, name, actor)

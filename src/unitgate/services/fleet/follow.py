@@ -32,7 +32,7 @@ async def follow(
     went away stops."""
     stream = secrets.token_hex(16)
     try:
-        with fleet.audit.attempt("follow_logs", f"{instance}/{name}", actor):
+        with fleet.audit.attempt("follow_logs", f"{instance or ''}/{name}", actor):
             await fleet.ready()
             host = fleet.host(instance, actor)
             fleet.require_logs(host, name, actor)
