@@ -253,10 +253,10 @@ class Served:
 
 
 def stderr_lines(served: Served) -> list[str]:
-    """What the server wrote, once it has stopped."""
+    """What the server wrote to stderr (everything after its start line), once it has stopped."""
     served.process.send_signal(signal.SIGTERM)
-    out, _ = served.process.communicate(timeout=30)
-    return out.splitlines() if out else []
+    _, err = served.process.communicate(timeout=30)
+    return err.splitlines() if err else []
 
 
 async def answer_time(url: str) -> float:

@@ -1,6 +1,7 @@
 """The second attack pass's smaller holes, each tried: a trusted document run without a token,
 an alias as a second budget, one token using up another's, scoped metrics, health that costs a
-process, a config file others may read. (The subscription cap's 4429: test_limits.py.)"""
+process, a config file others may read, a forwarded address believed. (The subscription cap's
+4429: test_limits.py.)"""
 
 from __future__ import annotations
 
@@ -16,8 +17,18 @@ from typing import Any
 
 import httpx
 import pytest
+import websockets
+from websockets.typing import Subprotocol
 
-from tests.helpers import OPERATOR, OPERATOR_TOKEN, VIEWER_TOKEN, bearer, sandbox_settings
+from tests.helpers import (
+    OPERATOR,
+    OPERATOR_TOKEN,
+    VIEWER_TOKEN,
+    Served,
+    bearer,
+    sandbox_settings,
+    stderr_lines,
+)
 from tests.units import HEALTHY
 from unitgate.app import create_app
 from unitgate.config_file import file_mode_problem
@@ -254,3 +265,33 @@ def test_setup_puts_a_right_files_wrong_mode_right(tmp_path: Path) -> None:
     again = Report(dry_run=False)
     assert not write(again, path, "port = 8000\n", 0o640)
     assert again.lines == [f"unchanged: {path}"]
+
+
+async def test_a_forwarded_for_header_names_no_one(serve_process: Callable[..., Served]) -> None:
+    """No proxy is trusted: a local process that sends X-Forwarded-For is audited, and counted by
+    the per-address websocket limits, as the address it connects from."""
+    served = serve_process(max_pending_websockets_per_address=2)
+    forged = {"X-Forwarded-For": "203.0.113.99", "Forwarded": "for=203.0.113.99"}
+    reload = f'mutation {{ reloadService(name: "{HEALTHY}") {{ __typename }} }}'
+    async with httpx.AsyncClient(headers={**bearer(), **forged}, timeout=30) as client:
+        answer = await client.post(served.url, json={"query": reload})
+    assert answer.json() == {"data": {"reloadService": {"__typename": "ReloadSucceeded"}}}
+    ws_url = served.url.replace("http", "ws")
+    # Silent sockets "from" three addresses, all from 127.0.0.1: its limit of 2 holds.
+    held, refused = [], 0
+    for address in ("198.51.100.1", "198.51.100.2", "198.51.100.3"):
+        try:
+            held.append(
+                await websockets.connect(
+                    ws_url,
+                    subprotocols=[Subprotocol("graphql-transport-ws")],
+                    additional_headers={"X-Forwarded-For": address},
+                )
+            )
+        except websockets.exceptions.InvalidStatus:
+            refused += 1
+    for ws in held:
+        await ws.close()
+    assert (len(held), refused) == (2, 1)
+    audit = [json.loads(line) for line in stderr_lines(served) if line.startswith('{"time"')]
+    assert [line["client"] for line in audit] == ["127.0.0.1"]

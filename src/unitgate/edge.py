@@ -221,4 +221,7 @@ def uvicorn_options(limits: EdgeLimits | None = None) -> dict[str, Any]:
         "ws_max_size": 1 << 20,
         # No access log: a client that puts its token in a URL would see it written there.
         "access_log": False,
+        # uvicorn would take X-Forwarded-For from any process on 127.0.0.1 at its word, and the
+        # audit and the per-address limits would use it: no proxy is trusted (see the network issue).
+        "proxy_headers": False,
     }
