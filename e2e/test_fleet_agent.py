@@ -3,8 +3,6 @@ a nats-server and a hub on the host; Debian's real nginx restarted through the h
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +10,7 @@ from typing import Any, cast
 
 import httpx
 import pytest
-from tests.helpers import free_port, serve
+from tests.helpers import fleet_init, free_port, serve
 
 from e2e.conftest import Deployment
 from unitgate import demo_fleet
@@ -26,25 +24,7 @@ def fleet_host(deployed: Deployment, tmp_path: Path) -> Iterator[tuple[Any, str]
     """fleet init on the host, a nats-server there (the container shares its network), the
     agent's two files copied in, `setup --agent` run inside, and a hub on the host."""
     port = free_port()
-    init = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "unitgate",
-            "fleet",
-            "init",
-            str(tmp_path),
-            "--instances",
-            "pid1",
-            "--nats-url",
-            f"nats://127.0.0.1:{port}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    token = init.stdout.splitlines()[0]
+    token = fleet_init(tmp_path, "pid1", f"nats://127.0.0.1:{port}")
     nats = demo_fleet.start_nats(tmp_path / "nats-server.conf", port)
     try:
         for name in ("pid1.toml", "pid1.nk"):

@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -266,3 +267,28 @@ async def answer_time(url: str) -> float:
         response = await client.post(url, json={"query": "{ __typename }"})
     assert response.json() == {"data": {"__typename": "Query"}}, response.text
     return time.perf_counter() - started
+
+
+FLEET_INIT = [sys.executable, "-m", "unitgate", "fleet", "init"]
+
+
+def fleet_init(directory: Path, instances: str, nats_url: str, *options: str) -> str:
+    """`unitgate fleet init` as an admin runs it; the hub's admin token it printed first."""
+    init = subprocess.run(
+        [*FLEET_INIT, str(directory), "--instances", instances, "--nats-url", nats_url, *options],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return init.stdout.splitlines()[0]
+
+
+def agent_on_sandbox(config: Path, sandbox: UserManagerSandbox) -> None:
+    """An agent's config from `fleet init`, pointed at a sandbox: its keys go before the [fleet]
+    table, where TOML wants them. (Polling an hour: every update comes from D-Bus signals.)"""
+    head, table = config.read_text().split("[fleet]\n", 1)
+    config.write_text(
+        head + 'scope = "user"\npoll_interval = 3600.0\nmemory_interval = 3600.0\naction_limit = 1000\n'
+        f'journal_directory = "{sandbox.journal_directory}"\n[fleet]\n' + table
+    )

@@ -21,7 +21,7 @@ import pytest
 import websockets
 from websockets.typing import Subprotocol
 
-from tests.helpers import RunningServer, free_port, serve
+from tests.helpers import FLEET_INIT, RunningServer, agent_on_sandbox, fleet_init, free_port, serve
 from tests.units import CRASHY, HEALTHY, LOGGY, STARTED, UNITS
 from unitgate import demo_fleet
 from unitgate.app import create_app
@@ -78,40 +78,11 @@ def hub_server(directory: Path, token: str) -> Any:
 def fleet(sandbox: UserManagerSandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     directory = tmp_path_factory.mktemp("fleet")
     url = f"nats://127.0.0.1:{free_port()}"
-    init = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "unitgate",
-            "fleet",
-            "init",
-            str(directory),
-            "--instances",
-            "web1,web2",
-            "--nats-url",
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    token = init.stdout.splitlines()[0]
+    token = fleet_init(directory, "web1,web2", url)
     with UserManagerSandbox(UNITS, start=STARTED) as second:
         hosts = {"web1": sandbox, "web2": second}
         for name, host in hosts.items():
-            with (directory / f"{name}.toml").open("a") as config:
-                config.write(
-                    'scope = "user"\npoll_interval = 3600.0\nmemory_interval = 3600.0\naction_limit = 1000\n'
-                    f'journal_directory = "{host.journal_directory}"\n'
-                )
-        # The tables must come last in TOML: the keys above were appended after [fleet].
-        for name in hosts:
-            path = directory / f"{name}.toml"
-            text = path.read_text()
-            head, table = text.split("[fleet]\n", 1)
-            servers, credentials, *rest = table.splitlines()
-            path.write_text(head + "\n".join(rest) + "\n[fleet]\n" + servers + "\n" + credentials + "\n")
+            agent_on_sandbox(directory / f"{name}.toml", host)
         nats_process = start_nats(directory / "nats-server.conf", url)
         with hub_server(directory, token) as hub:
             running = Fleet(directory, url, token, hosts, {}, nats_process, hub)
@@ -430,7 +401,7 @@ async def test_a_scoped_token_lists_and_hears_only_its_instances(
 def test_fleet_init_refuses_a_cluster_without_its_routes(tmp_path: Path) -> None:
     init = subprocess.run(
         [
-            *UNITGATE_FLEET_INIT,
+            *FLEET_INIT,
             str(tmp_path),
             "--instances",
             "web1",
@@ -446,29 +417,14 @@ def test_fleet_init_refuses_a_cluster_without_its_routes(tmp_path: Path) -> None
     assert not list(tmp_path.iterdir())  # nothing written
 
 
-UNITGATE_FLEET_INIT = [sys.executable, "-m", "unitgate", "fleet", "init"]
-
-
 @pytest.fixture
 def cluster(sandbox: UserManagerSandbox, tmp_path: Path) -> Iterator[Fleet]:
     """Three nats-server nodes in one cluster, an agent for web1 (the session's host), a hub."""
     clients, routes = [free_port() for _ in range(3)], [free_port() for _ in range(3)]
     urls = ",".join(f"nats://127.0.0.1:{port}" for port in clients)
     hops = ",".join(f"nats-route://127.0.0.1:{port}" for port in routes)
-    init = subprocess.run(
-        [*UNITGATE_FLEET_INIT, str(tmp_path), "--instances", "web1", "--nats-url", urls, "--routes", hops],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    token = init.stdout.splitlines()[0]
-    config = tmp_path / "web1.toml"
-    head, table = config.read_text().split("[fleet]\n", 1)
-    config.write_text(
-        head + 'scope = "user"\npoll_interval = 3600.0\nmemory_interval = 3600.0\naction_limit = 1000\n'
-        f'journal_directory = "{sandbox.journal_directory}"\n[fleet]\n' + table
-    )
+    token = fleet_init(tmp_path, "web1", urls, "--routes", hops)
+    agent_on_sandbox(tmp_path / "web1.toml", sandbox)
     nodes = [
         start_nats(tmp_path / f"nats-server-{node}.conf", f"nats://127.0.0.1:{port}")
         for node, port in enumerate(clients, start=1)
