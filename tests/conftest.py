@@ -92,7 +92,7 @@ async def make_client(
             app = create_app(sandbox_settings(**overrides), make_control(**overrides))
             client = httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app),
-                base_url="http://unitgate",
+                base_url="http://localhost",
                 headers=bearer(),
                 timeout=30,
             )

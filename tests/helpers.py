@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -173,7 +173,7 @@ async def post(
 
 async def post_app(app: Any, query: str, variables: dict[str, Any] | None = None) -> Any:
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://unitgate", timeout=30) as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost", timeout=30) as client:
         response = await client.post(
             "/graphql", json={"query": query, "variables": variables or {}}, headers=bearer()
         )
@@ -292,3 +292,48 @@ def agent_on_sandbox(config: Path, sandbox: UserManagerSandbox) -> None:
         head + 'scope = "user"\npoll_interval = 3600.0\nmemory_interval = 3600.0\naction_limit = 1000\n'
         f'journal_directory = "{sandbox.journal_directory}"\n[fleet]\n' + table
     )
+
+
+@dataclass(frozen=True)
+class Certificates:
+    """A certificate authority of the test's own and a server certificate it signed."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+
+def make_certificates(directory: Path, names: Sequence[str], addresses: Sequence[str] = ()) -> Certificates:
+    """Real certificates, made with openssl as an admin would: a CA, and a server certificate for
+    `names` and `addresses` signed by it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca, ca_key = directory / "ca.pem", directory / "ca.key"
+    cert, key, request = directory / "server.pem", directory / "server.key", directory / "server.csr"
+    san = ",".join([*(f"DNS:{name}" for name in names), *(f"IP:{address}" for address in addresses)])
+    extensions = directory / "server.ext"
+    extensions.write_text(f"subjectAltName={san}\nextendedKeyUsage=serverAuth\n")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    for argv in (
+        ["openssl", "req", "-x509", *ec, "-keyout", ca_key, "-out", ca, "-days", "2", "-subj", "/CN=test CA"],
+        ["openssl", "req", *ec, "-keyout", key, "-out", request, "-subj", f"/CN={names[0]}"],
+        [
+            "openssl",
+            "x509",
+            "-req",
+            "-in",
+            request,
+            "-CA",
+            ca,
+            "-CAkey",
+            ca_key,
+            "-CAcreateserial",
+            "-out",
+            cert,
+            "-days",
+            "2",
+            "-extfile",
+            extensions,
+        ],
+    ):
+        subprocess.run([str(part) for part in argv], check=True, capture_output=True, timeout=60)
+    return Certificates(ca, cert, key)

@@ -126,7 +126,7 @@ async def test_systemd_unavailable(make_control: Callable[..., ServiceControl], 
     body = await post_app(app, RESTART, {"name": HEALTHY})
     assert body["data"]["restartService"]["__typename"] == "SystemdUnavailable"
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://unitgate") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
         health = await client.get("/healthz")
     assert health.status_code == 503
     assert health.json()["status"] == "unavailable"

@@ -3,7 +3,10 @@ click, and shows the answer."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import http.server
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -52,3 +55,95 @@ def test_graphiql_runs_a_query_offline(make_server: Callable[..., RunningServer]
             browser.close()
     assert blocked == []  # every script and style came from unitgate itself
     assert any("/graphiql-assets/graphiql@" in url for url in requested)
+
+
+@pytest.mark.timeout(120)
+def test_graphiql_keeps_its_token_for_the_tab_only(
+    make_server: Callable[..., RunningServer], chromium: Path
+) -> None:
+    """A token typed into the headers editor lives in sessionStorage, gone with the tab; what an
+    older page left in localStorage is removed; and the strict policy refuses nothing the page
+    itself needs."""
+    server = make_server()
+    refused: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.on(
+                "console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None
+            )
+            page.goto(server.url.replace("/graphql", "/healthz"))
+            page.evaluate(
+                'localStorage.setItem("graphiql:headers", "{\\"Authorization\\": \\"Bearer old\\"}")'
+            )
+            # The headers editor filled as a shared link would (GraphiQL's ?headers=).
+            page.goto(server.url + '?headers={"Authorization":"Bearer typed-token"}&q={__typename}')
+            page.locator(".graphiql-query-editor .CodeMirror").first.wait_for(timeout=30_000)
+            page.locator(".graphiql-execute-button").click()
+            page.locator(".graphiql-response").get_by_text("message").first.wait_for(timeout=30_000)
+            local = page.evaluate("JSON.stringify(Object.assign({}, localStorage))")
+            session = page.evaluate("JSON.stringify(Object.assign({}, sessionStorage))")
+        finally:
+            browser.close()
+    assert "typed-token" in session
+    assert "typed-token" not in local
+    assert "Bearer old" not in local
+    assert refused == []
+
+
+@contextlib.contextmanager
+def page_server(html: str) -> Iterator[str]:
+    """Another local origin serving one page, as a page on another port of the host would."""
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("content-type", "text/html")
+            self.end_headers()
+            self.wfile.write(html.encode())
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.timeout(120)
+def test_no_other_page_may_frame_unitgate(make_server: Callable[..., RunningServer], chromium: Path) -> None:
+    """A page on another origin frames GraphiQL with a stopService document ready to run, and the
+    dashboard: the browser renders nothing of either (frame-ancestors 'none')."""
+    server = make_server(insecure_no_auth=True)  # the worst case: no token stands in the way
+    base = server.url.removesuffix("/graphql")
+    targets = [
+        f"{server.url}?q=mutation%20%7B%20stopService(name%3A%20%22nginx%22)%20%7B%20__typename%20%7D%20%7D",
+        f"{base}/",
+        f"{base}/dashboard/index.html",
+    ]
+    answered: list[int] = []
+    # A frame from a third origin with no policy, which the browser does show: the refusals
+    # below are the policy's, not the browser's local-network checks.
+    with page_server("<p>harmless</p>") as control:
+        frames = "".join(f'<iframe src="{url}"></iframe>' for url in [*targets, control])
+        with page_server(frames) as evil, sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS
+            )
+            try:
+                page = browser.new_page()
+                page.on("response", lambda r: answered.append(r.status) if r.url.startswith(base) else None)
+                page.goto(evil)
+                page.wait_for_load_state("load")
+                rendered = [frame.url for frame in page.frames if frame != page.main_frame]
+            finally:
+                browser.close()
+    # unitgate answered each; the browser showed its error document instead of any of them.
+    assert answered == [200] * len(targets)
+    assert rendered == ["chrome-error://chromewebdata/"] * len(targets) + [control]

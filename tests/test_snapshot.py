@@ -49,7 +49,7 @@ async def app_control(sandbox: UserManagerSandbox, killed_unit: None) -> AsyncIt
 async def client(app_control: ServiceControl) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(sandbox_settings(), app_control)
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://unitgate", headers=bearer(), timeout=30
+        transport=httpx.ASGITransport(app=app), base_url="http://localhost", headers=bearer(), timeout=30
     ) as made:
         yield made
 

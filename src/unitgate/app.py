@@ -19,6 +19,7 @@ from starlette.staticfiles import StaticFiles
 from unitgate import graphiql_assets, log_hygiene
 from unitgate.compose import build_control as build_control
 from unitgate.config import Settings
+from unitgate.network import TrustedProxies
 from unitgate.schema.limits import DocumentLimits
 from unitgate.schema.root import build_schema
 from unitgate.services.facade import Facade
@@ -28,8 +29,11 @@ from unitgate.services.policy.tokens import Authenticator
 from unitgate.view.auth import authenticate
 from unitgate.view.auth_gate import AuthGate
 from unitgate.view.body_limit import BodilessElsewhere, BodyLimit
+from unitgate.view.forwarded import ForwardedFor
 from unitgate.view.graphql import UnitgateGraphQL
+from unitgate.view.host_check import HostCheck
 from unitgate.view.metrics import Metrics, metrics_endpoint
+from unitgate.view.page_headers import StrictHeaders, dashboard_headers
 from unitgate.view.trusted_documents import TrustedDocuments, TrustedDocumentsGate, load_manifest
 from unitgate.view.ws_admission import AdmissionLimits, WebSocketAdmission, WebSocketGate
 from unitgate.view.ws_shortcut import WebSocketShortcut
@@ -38,22 +42,6 @@ log = logging.getLogger(__name__)
 
 
 DASHBOARD = Path(__file__).parent / "dashboard"
-
-
-def dashboard_headers(request: Request) -> dict[str, str]:
-    """The dashboard may load from and talk to unitgate's own origin only (its websocket too:
-    not every browser counts ws: as 'self')."""
-    host = request.headers.get("host", "")
-    sockets = f"ws://{host} wss://{host}" if host and host.isprintable() and " " not in host else ""
-    policy = (
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        f"connect-src 'self' {sockets}; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-    )
-    return {
-        "Content-Security-Policy": policy,
-        "X-Content-Type-Options": "nosniff",
-        "Cache-Control": "no-cache",
-    }
 
 
 def takes_body(scope: Mapping[str, object]) -> bool:
@@ -124,7 +112,9 @@ def create_app(settings: Settings, control: ServiceControl | Facade | None = Non
         return JSONResponse(body, status_code=200 if health.ok else 503)
 
     async def root(request: Request) -> FileResponse:
-        return FileResponse(DASHBOARD / "index.html", headers=dashboard_headers(request))
+        return FileResponse(
+            DASHBOARD / "index.html", headers=dashboard_headers(request.headers.get("host", ""))
+        )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -141,9 +131,15 @@ def create_app(settings: Settings, control: ServiceControl | Facade | None = Non
 
     websockets = WebSocketGate(graphql, admission)
     middleware = [
+        # Outermost first: a request for another host name is refused before anything else.
+        Middleware(HostCheck, allowed=settings.host_names()),
+        Middleware(StrictHeaders),
         Middleware(BodilessElsewhere, takes_body=takes_body),
         Middleware(WebSocketShortcut, graphql=websockets),
     ]
+    proxies = TrustedProxies.parse(settings.trusted_proxies)
+    if proxies:
+        middleware.insert(1, Middleware(ForwardedFor, trusted=proxies))
     if settings.allowed_origins:
         middleware.append(
             Middleware(
@@ -180,6 +176,8 @@ def create_app(settings: Settings, control: ServiceControl | Facade | None = Non
                 name="graphiql-assets",
             ),
             Route("/", root, methods=["GET"]),
+            # The same page by its file name, with the same headers (not as a bare static file).
+            Route("/dashboard/index.html", root, methods=["GET"]),
             Mount("/dashboard", StaticFiles(directory=DASHBOARD), name="dashboard"),
         ],
         middleware=middleware,

@@ -288,12 +288,9 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 
 def _run_server(app: object, settings: Settings) -> None:
-    import uvicorn
+    from unitgate import listen
 
-    from unitgate.edge import uvicorn_options
-
-    options = uvicorn_options(settings.edge_limits())
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", **options)  # type: ignore[arg-type]
+    listen.run(app, settings)
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from unitgate.config_tables import FleetConfig, TokenConfig
 from unitgate.edge_limits import EdgeLimits
+from unitgate.network import AllowedHosts, TrustedProxies, default_hosts
 from unitgate.services.live.snapshot import WatcherTimings
 from unitgate.services.policy.guard import RateLimit
 from unitgate.services.systemd.allowlist import DEFAULT_ALLOWLIST, Allowlist, unit_name_problem
@@ -80,6 +81,14 @@ class Settings(BaseModel):
     fleet: FleetConfig | None = Field(default=None, description="the NATS servers of a fleet")
     insecure_no_auth: bool = False
     allowed_origins: tuple[str, ...] = Field(default=(), strict=False)
+    allowed_hosts: tuple[str, ...] | None = Field(
+        default=None, strict=False, description="Host names answered; default localhost and `host`"
+    )
+    trusted_proxies: tuple[str, ...] = Field(
+        default=(), strict=False, description='whose X-Forwarded-For is believed: addresses, networks, "unix"'
+    )
+    tls_certfile: str | None = Field(default=None, description="serve https and wss with this certificate")
+    tls_keyfile: str | None = Field(default=None, description="... and this key")
     audit_file: str | None = None
     trusted_documents: str | None = Field(
         default=None, description="a persisted-documents.json manifest: sha256 -> document"
@@ -103,8 +112,10 @@ class Settings(BaseModel):
     max_subscriptions_per_connection: Limit = 20
     max_websocket_connections: Limit = 2000
     connection_init_timeout: Seconds = Field(default=5.0, description="for a websocket's connection_init")
-    max_pending_websockets: Limit = Field(default=64, description="websockets before connection_init")
-    max_pending_websockets_per_address: Limit = Field(default=8, description="the same, per client address")
+    max_pending_websockets: Limit = Field(
+        default=256, description="websockets before connection_init; past it the oldest is closed"
+    )
+    max_pending_websockets_per_address: Limit = Field(default=128, description="the same, per client address")
     max_body_bytes: Limit = Field(default=1 << 20, description="largest HTTP request body")
     max_processes: Limit = Field(default=8, description="systemctl/journalctl children at once")
     max_process_queue: Limit = Field(default=64, description="callers waiting for one, then ServerBusy")
@@ -164,6 +175,21 @@ class Settings(BaseModel):
                 f"({self.action_limit}): else one caller could use up every other caller's actions"
             )
         return self
+
+    @model_validator(mode="after")
+    def _network(self) -> Settings:
+        TrustedProxies.parse(self.trusted_proxies)  # a ValueError names the bad entry
+        AllowedHosts.of(self.allowed_hosts or ())
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            raise ValueError("tls_certfile and tls_keyfile go together")
+        return self
+
+    def host_names(self) -> AllowedHosts:
+        """allowed_hosts, or by default the names this server is surely reached by: localhost,
+        the loopback addresses, and the address it binds (unless that is every address)."""
+        return AllowedHosts.of(
+            self.allowed_hosts if self.allowed_hosts is not None else default_hosts(self.host)
+        )
 
     @model_validator(mode="after")
     def _trusted_only_needs_a_manifest(self) -> Settings:

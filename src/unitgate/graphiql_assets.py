@@ -85,6 +85,18 @@ def offline_page(html: str) -> str:
     return html
 
 
+def session_only(html: str) -> str:
+    """The page with GraphiQL's storage (its tabs, and the headers with a token in them) in
+    sessionStorage, gone with the tab, and with what older pages left in localStorage removed."""
+    persist = "shouldPersistHeaders: true,"
+    script = "<script>\n"
+    if persist not in html or html.count(script) != 1:
+        raise ValueError("strawberry's GraphiQL page has changed: check session_only() against it")
+    html = html.replace(persist, f"{persist}\n          storage: window.sessionStorage,")
+    forget = '      ["graphiql:headers", "graphiql:tabState"].forEach((k) => localStorage.removeItem(k));\n'
+    return html.replace(script, script + forget)
+
+
 def fetch(directory: Path, npm: str = "npm") -> list[Asset]:
     """Download each package the page names with `npm pack` and keep the files it uses,
     refusing any whose bytes do not match the page's integrity hash."""

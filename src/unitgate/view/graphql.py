@@ -13,13 +13,14 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
-from unitgate.graphiql_assets import offline_page
+from unitgate.graphiql_assets import CDN, offline_page, session_only
 from unitgate.resolvers import Context
 from unitgate.services.facade import Facade
 from unitgate.services.policy.tokens import Authenticator
 from unitgate.view.auth import UNAUTHENTICATED, authenticate, authorization_param, client_address
 from unitgate.view.json_guard import decode_guarded
 from unitgate.view.media import GRAPHQL_RESPONSE_JSON, is_request_error, negotiate_media_type
+from unitgate.view.page_headers import inline_sources, page_headers, page_policy
 from unitgate.view.trusted_documents import TrustedDocuments
 from unitgate.view.ws_admission import WebSocketAdmission
 from unitgate.view.ws_protocols import GraphQLTransportWSHandler, GraphQLWSHandler
@@ -56,10 +57,15 @@ class UnitgateGraphQL(GraphQL[Context, None]):
         self.admission = admission
         self.trusted = trusted or TrustedDocuments({})
         # GraphiQL's scripts and styles from unitgate itself, for browsers with no CDN.
-        self._ide_html = offline_page(self.graphql_ide_html) if offline_ide else self.graphql_ide_html
+        page = session_only(self.graphql_ide_html)
+        self._ide_html = offline_page(page) if offline_ide else page
+        cdn = None if offline_ide else CDN.rstrip("/")
+        scripts, styles = inline_sources(self._ide_html, cdn)
+        self._ide_policy = (scripts, styles, f" {cdn}" if cdn else "")
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
-        return HTMLResponse(self._ide_html)
+        policy = page_policy(request.headers.get("host", ""), *self._ide_policy)
+        return HTMLResponse(self._ide_html, headers=page_headers(policy))
 
     def encode_json(self, data: object) -> str | bytes:
         # A result shared by many callers (a status event, a status query) is serialized once.
