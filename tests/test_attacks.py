@@ -178,10 +178,13 @@ async def test_a_subscription_over_http_is_a_clean_client_error(
     ("head", "status"),
     [
         # The GraphiQL page needs no token, and a GET takes no body: refused before it is read.
-        (b"GET /graphql HTTP/1.1\r\nHost: x\r\nAccept: text/html\r\nContent-Length: 1000000\r\n\r\n", b"413"),
+        (
+            b"GET /graphql HTTP/1.1\r\nHost: localhost\r\nAccept: text/html\r\nContent-Length: 1000000\r\n\r\n",
+            b"413",
+        ),
         # Without a token, refused before its body.
         (
-            b"POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n",
+            b"POST /graphql HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n",
             b"401",
         ),
     ],
@@ -200,7 +203,7 @@ async def test_nothing_is_read_from_an_unauthenticated_request_beyond_its_header
 def flood_header(port: int, megabytes: int) -> bytes:
     """`X-Junk:` and up to `megabytes` MiB of it, until the server says no."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(b"POST /graphql HTTP/1.1\r\nHost: x\r\nX-Junk: ")
+        sock.sendall(b"POST /graphql HTTP/1.1\r\nHost: localhost\r\nX-Junk: ")
         chunk = b"j" * 65536
         with contextlib.suppress(OSError):
             for _ in range(megabytes * 16):
@@ -222,7 +225,7 @@ async def test_a_huge_header_is_refused_after_its_first_kilobytes(
 
 def half_request(port: int, address: str) -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(address, 0))
-    sock.sendall(b"POST /graphql HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+    sock.sendall(b"POST /graphql HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
     return sock
 
 
@@ -247,7 +250,7 @@ async def test_half_sent_requests_neither_exhaust_descriptors_nor_stay(
         # attack's pace and the machine's load, not on the cap (a fixed bound here flaked).
         wait_until(lambda: served.fds() <= baseline + 50 + 2, timeout=10)
         refused = await asyncio.to_thread(
-            raw_request, served.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+            raw_request, served.port, b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"
         )
         assert refused.split(b" ")[1] in (b"503", b"200")
         # The head timeout frees them: each gets a 408 (or had its 503), then an honest client is
@@ -331,11 +334,15 @@ async def test_a_flood_of_log_queries_is_bounded_in_processes(serve_process: Cal
 
 async def test_too_many_headers_and_a_slow_body_are_refused(serve_process: Callable[..., Served]) -> None:
     served = serve_process(max_headers=20, body_read_timeout=1.0)
-    many = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(30)) + b"\r\n"
+    many = (
+        b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n"
+        + b"".join(b"X-%d: y\r\n" % i for i in range(30))
+        + b"\r\n"
+    )
     assert (await asyncio.to_thread(raw_request, served.port, many)).startswith(b"HTTP/1.1 431")
     # A token, and then a body that never comes: 408 once body_read_timeout has passed.
     slow = (
-        b"POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"POST /graphql HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
         b"Authorization: Bearer " + OPERATOR_TOKEN.encode() + b"\r\nContent-Length: 100\r\n\r\n{"
     )
     assert (await asyncio.to_thread(raw_request, served.port, slow, 10)).startswith(b"HTTP/1.1 408")

@@ -20,7 +20,7 @@ from tests.helpers import VIEWER_TOKEN, Served, answer_time, bearer, stderr_line
 
 pytestmark = pytest.mark.timeout(90)
 
-NOPE = b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
+NOPE = b"GET /nope HTTP/1.1\r\nHost: localhost\r\n\r\n"
 
 
 def pipeline_without_reading(port: int, count: int) -> str:
@@ -55,7 +55,7 @@ def test_a_client_that_pipelines_a_few_and_reads_gets_every_answer(
 ) -> None:
     served = serve_process()
     with socket.create_connection(("127.0.0.1", served.port), timeout=10) as sock:
-        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" * 8)
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n" * 8)
         answers = b""
         while answers.count(b"HTTP/1.1 200") < 8:
             chunk = sock.recv(65536)
@@ -91,7 +91,7 @@ async def test_a_body_where_none_is_taken_is_refused_before_it_is_read(
     serve_process: Callable[..., Served], target: bytes
 ) -> None:
     served = serve_process(max_connections=40)
-    head = target + b" HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+    head = target + b" HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n"
     # More drips than the connection cap: each is answered and closed at once, none is held.
     answers = await asyncio.gather(*(asyncio.to_thread(drip, served.port, head) for _ in range(60)))
     statuses = Counter(answer.split(b" ")[1] if answer else b"none" for answer in answers)
@@ -123,9 +123,9 @@ async def test_a_huge_trailer_is_refused_after_its_first_megabyte(
     await answer_time(served.url)
     before = served.rss_kib()
     heads = [
-        b"POST /healthz HTTP/1.1\r\nHost: x\r\n",
+        b"POST /healthz HTTP/1.1\r\nHost: localhost\r\n",
         # The one route that takes a body, with a token: the trailer counts against its limit.
-        b"POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"POST /graphql HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
         + b"Authorization: Bearer "
         + VIEWER_TOKEN.encode()
         + b"\r\n",
@@ -142,7 +142,7 @@ async def test_the_body_time_limit_holds_on_every_route(serve_process: Callable[
     served = serve_process(body_read_timeout=1.0)
     # With a token the GraphQL route reads the body, and gives up on it after body_read_timeout.
     head = (
-        b"POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"POST /graphql HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
         b"Authorization: Bearer " + VIEWER_TOKEN.encode() + b"\r\nTransfer-Encoding: chunked\r\n"
     )
     answer = await asyncio.to_thread(drip, served.port, head)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ipaddress
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -63,6 +62,8 @@ def _serve(args: argparse.Namespace) -> int:
     if args.config is not None:
         require_private(args.config, settings)
     if settings.insecure_no_auth:
+        from unitgate.network import is_loopback
+
         if not is_loopback(settings.host):
             raise UsageError(
                 f"--insecure-no-auth is refused on {settings.host}: "
@@ -82,15 +83,6 @@ def _serve(args: argparse.Namespace) -> int:
     with contextlib.suppress(KeyboardInterrupt):
         _run_server(create_app(settings), settings)
     return 0
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -193,6 +185,7 @@ def _setup(args: argparse.Namespace) -> int:
     from unitgate import cli_fleet, doctor
     from unitgate.config import load_settings
     from unitgate.install import Layout, Request, SetupError, setup
+    from unitgate.install_nginx import NginxLayout, NginxRequest, setup_nginx
 
     if args.agent:
         return cli_fleet.setup_agent(args)
@@ -202,7 +195,10 @@ def _setup(args: argparse.Namespace) -> int:
         restart_via=args.restart_via, host=args.host, port=args.port, dry_run=args.dry_run, user=args.user
     )
     try:
+        nginx = NginxRequest.from_args(args) if args.nginx else None  # its mistakes before any step
         report = setup(request, layout, emit_token=lambda token: print(token, flush=True))
+        if nginx is not None:
+            setup_nginx(report, nginx, layout, NginxLayout(), args.user)
     except SetupError as error:
         raise UsageError(str(error)) from None
     for line in report.lines:
@@ -229,6 +225,12 @@ def installed_config(given: Path | None) -> Path | None:
     if given is None and Layout().config.exists():
         return Layout().config
     return given
+
+
+def _nginx_site(args: argparse.Namespace) -> int:
+    from unitgate.install_nginx import print_site
+
+    return print_site(args, installed_config(args.config))
 
 
 def _documents(args: argparse.Namespace) -> int:
@@ -282,6 +284,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "sudoers": _privilege,
     "polkit-rule": _privilege,
     "setup": _setup,
+    "nginx-site": _nginx_site,
     "doctor": _doctor,
     "documents": _documents,
 }

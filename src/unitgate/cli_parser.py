@@ -167,6 +167,24 @@ def build_parser() -> argparse.ArgumentParser:
     setup.add_argument(
         "--credentials", type=Path, metavar="INSTANCE.nk", help="with --agent: the agent's key, beside it"
     )
+    setup.add_argument(
+        "--nginx",
+        action="store_true",
+        help="then put nginx in front over TLS: its site, a socket only nginx reaches, a certificate",
+    )
+    _nginx_options(setup)
+
+    site = commands.add_parser(
+        "nginx-site",
+        help="print the nginx site `setup --nginx` writes",
+        description=(
+            "Print the nginx site that `setup --nginx` installs: TLS, websockets, limits no looser than "
+            "unitgate's, X-Forwarded-For set from nginx's own view, forwarded to unitgate's socket "
+            '(set trusted_proxies = ["unix"] and allowed_hosts in the config to match).'
+        ),
+    )
+    _nginx_options(site)
+    _config_option(site, "/etc/unitgate/unitgate.toml when it exists", "for the limits")
 
     doctor = commands.add_parser(
         "doctor",
@@ -192,6 +210,23 @@ def build_parser() -> argparse.ArgumentParser:
             "--user", default="unitgate", help="the user unitgate runs as (default unitgate)"
         )
     return parser
+
+
+def _nginx_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--server-name", metavar="NAME", help="the name browsers use (default: this host's FQDN)"
+    )
+    parser.add_argument(
+        "--certificate",
+        type=Path,
+        metavar="FILE",
+        help="your certificate (chain); default: a self-signed one",
+    )
+    parser.add_argument("--key", type=Path, metavar="FILE", help="its private key")
+    parser.add_argument("--https-port", type=int, metavar="N", help="where nginx serves https (default 443)")
+    parser.add_argument(
+        "--http-port", type=int, metavar="N", help="where nginx redirects http to https (default 80; 0: none)"
+    )
 
 
 def _config_option(parser: argparse.ArgumentParser, default: str = "", purpose: str = "") -> None:

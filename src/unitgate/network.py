@@ -113,7 +113,17 @@ def default_hosts(bind: str) -> tuple[str, ...]:
     return ("localhost", "127.0.0.1", "::1", *(() if every else (bind,)))
 
 
-def _is_address(text: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether a bind address reaches this host alone."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def is_address(text: str) -> bool:
     try:
         ipaddress.ip_address(text)
     except ValueError:
@@ -136,7 +146,7 @@ class AllowedHosts:
             name = name.removeprefix("*.")
             if name.startswith("[") and name.endswith("]"):
                 name = name[1:-1]
-            if not _is_address(name) and (
+            if not is_address(name) and (
                 not name or not all(c.isalnum() or c in "-." for c in name) or not name.isascii()
             ):
                 raise ValueError(

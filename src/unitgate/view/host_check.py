@@ -22,6 +22,8 @@ class HostCheck:
             return
         headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"%d" % len(REFUSAL))]
         if scope["type"] == "http":
+            # Closed after the answer: a body it announced is never read.
+            headers.append((b"connection", b"close"))
             await send({"type": "http.response.start", "status": 421, "headers": headers})
             await send({"type": "http.response.body", "body": REFUSAL})
         elif "websocket.http.response" in scope.get("extensions", {}):
