@@ -274,3 +274,18 @@ def test_privilege_files_allow_exactly_the_enabled_actions(verbs: set[UnitVerb])
         for unit in ("nginx.service", "php8.2-fpm.service"):
             assert (f"/usr/bin/systemctl {verb} {unit}" in sudoers) == (verb in verbs)
         assert (f'"{verb}"' in rule) == (verb in verbs)
+
+
+def expected_history(token: str, target: str) -> str:
+    """History is for whoever sees the service: viewers too, never outside the token's scope."""
+    if target == NOT_ALLOWLISTED or target not in SCOPES[token].get("services", [target]):
+        return "ServiceNotAllowed"
+    return "ServiceHistory"
+
+
+@pytest.mark.parametrize("token", list(TOKENS))
+async def test_history_follows_the_scope(delegation_server: RunningServer, token: str) -> None:
+    query = "query($n: String!) { serviceHistory(name: $n, limit: 5) { __typename } }"
+    for target in (HEALTHY, CRASHY, NOT_ALLOWLISTED):
+        answer = await over_http(delegation_server, TOKENS[token], query, {"n": target})
+        assert answer["serviceHistory"]["__typename"] == expected_history(token, target), (token, target)

@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -203,6 +204,31 @@ async def test_logs_come_from_the_host_named(fleet: Fleet) -> None:
         assert pid in {line["pid"] for line in lines}
 
 
+async def test_history_comes_from_the_host_named(fleet: Fleet) -> None:
+    """A restart through the hub on web2 is in web2's history as its agent read it from web2's
+    journal, and not in web1's."""
+    await until(lambda: online(fleet, "web1", "web2"), 30)
+    since = datetime.now(UTC).isoformat()
+    restart = f'mutation {{ restartService(name: "{HEALTHY}", instance: "web2") {{ __typename }} }}'
+    assert (await ask(fleet, restart))["restartService"]["__typename"] == "RestartSucceeded"
+    query = (
+        "query($n: String!, $i: String, $s: DateTime) { serviceHistory(name: $n, instance: $i, since: $s) {"
+        " __typename ... on ServiceHistory { instance complete journalStart events { kind } } } }"
+    )
+    web2 = (await ask(fleet, query, {"n": HEALTHY, "i": "web2", "s": since}))["serviceHistory"]
+    web1 = (await ask(fleet, query, {"n": HEALTHY, "i": "web1", "s": since}))["serviceHistory"]
+    assert web2["instance"] == "web2"
+    assert [event["kind"] for event in reversed(web2["events"])] == [
+        "STOPPING",
+        "STOPPED",
+        "STARTING",
+        "STARTED",
+    ]
+    assert web2["complete"]
+    assert web2["journalStart"] is not None
+    assert (web1["instance"], web1["events"]) == ("web1", [])
+
+
 async def subscribed(fleet: Fleet, document: str) -> Any:
     ws = await websockets.connect(fleet.hub.ws_url, subprotocols=[Subprotocol("graphql-transport-ws")])
     await ws.send(
@@ -355,6 +381,9 @@ def scoped_hub(fleet: Fleet) -> Iterator[tuple[RunningServer, dict[str, str]]]:
         ("viewer", "serviceLogs", "web1", LOGGY, "Forbidden"),
         ("viewer", "service", "web1", HEALTHY, "ServiceStatus"),
         ("viewer", "restartService", "db9", HEALTHY, "InstanceNotFound"),
+        ("viewer", "serviceHistory", "web1", HEALTHY, "ServiceHistory"),  # history is not logs
+        ("web1-ops", "serviceHistory", "web2", HEALTHY, "InstanceNotFound"),
+        ("web-star", "serviceHistory", "web2", CRASHY, "ServiceNotAllowed"),
     ],
 )
 async def test_the_hub_checks_instances_services_and_actions_before_any_request(
@@ -377,7 +406,7 @@ async def test_the_hub_checks_instances_services_and_actions_before_any_request(
             await client.post(hub.url, json={"query": document, "variables": {"n": service, "i": instance}})
         ).json()
     assert body["data"][field]["__typename"] == expected, body
-    asked_an_agent = expected in ("RestartSucceeded",) or (
+    asked_an_agent = expected in ("RestartSucceeded", "ServiceHistory") or (
         field == "serviceLogs" and expected == "ServiceLogs"
     )
     assert link.requests - before == (1 if asked_an_agent else 0)

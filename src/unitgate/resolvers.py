@@ -5,12 +5,13 @@ from __future__ import annotations
 import functools
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Generic, ParamSpec, TypeAlias, TypeVar, cast
 
 import strawberry
 from strawberry.dataloader import DataLoader
 
-from unitgate.schema import results, types
+from unitgate.schema import history, results, types
 from unitgate.schema.errors import error_result
 from unitgate.schema.limits import take_log_lines
 from unitgate.services.errors import UnitgateError
@@ -210,6 +211,15 @@ async def service_logs(
     granted = take_log_lines(max(0, min(lines, MAX_LINES)))
     entries = await info.context.control.logs(name, granted, info.context.require_actor(), instance)
     return types.ServiceLogs(lines=[types.LogLine.from_entry(entry) for entry in entries])
+
+
+@typed_errors
+async def service_history(
+    info: Info, name: str, instance: str | None = None, since: datetime | None = None, limit: int = 50
+) -> results.ServiceHistoryResult:
+    granted = take_log_lines(max(0, min(limit, MAX_LINES)))
+    found = await info.context.control.history(name, since, granted, info.context.require_actor(), instance)
+    return history.ServiceHistory.from_history(found)
 
 
 async def service_logs_followed(

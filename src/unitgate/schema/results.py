@@ -6,7 +6,7 @@ from typing import Annotated
 
 import strawberry
 
-from unitgate.schema import errors, types
+from unitgate.schema import errors, history, types
 
 ServicesResult = Annotated[
     types.ServiceList
@@ -105,6 +105,18 @@ ServiceLogsResult = Annotated[
     | errors.InstanceNotFound
     | errors.InstanceOffline,
     strawberry.union("ServiceLogsResult"),
+]
+ServiceHistoryResult = Annotated[
+    history.ServiceHistory
+    | errors.ServiceNotAllowed
+    | errors.ServiceNotFound
+    | errors.JournalUnavailable
+    | errors.CommandTimeout
+    | errors.SystemdUnavailable
+    | errors.ServerBusy
+    | errors.InstanceNotFound
+    | errors.InstanceOffline,
+    strawberry.union("ServiceHistoryResult"),
 ]
 ServiceLogEvent = Annotated[
     types.LogLine

@@ -59,6 +59,16 @@ class Query:
             "Logs can hold secrets: operators only, and audited."
         ),
     )
+    service_history: results.ServiceHistoryResult = strawberry.field(
+        resolver=resolvers.service_history,
+        description=(
+            "What happened to a service, newest first: systemd's own record of the unit in the journal "
+            "(started, stopped, main process exited, failed with a result, restart scheduled, reloaded) "
+            "and, from the audit file, the actions asked of unitgate with who asked and how each ended. "
+            "`since` (UTC) bounds it; `limit` (0 to 500) counts against the operation's journal lines. "
+            "On a hub, `instance` names the host. Anyone who sees the service may read it."
+        ),
+    )
 
 
 @strawberry.type

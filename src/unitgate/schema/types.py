@@ -8,6 +8,7 @@ import strawberry
 
 from unitgate.schema.scalars import ByteCount
 from unitgate.services.facade import InstanceState
+from unitgate.services.systemd.history import stop_reason
 from unitgate.services.systemd.logs import LogEntry
 from unitgate.services.systemd.status import UnitStatus
 
@@ -73,6 +74,12 @@ class ServiceStatus:
             "result); null while it runs or when none has ended."
         )
     )
+    reason: str | None = strawberry.field(
+        description=(
+            "Why it last stopped or failed, in words: 'killed by signal 9 (SIGKILL)', 'exited with "
+            "status 1', 'timed out'; null when it ended well. serviceHistory has the whole story."
+        )
+    )
     cpu_seconds: float | None = strawberry.field(
         description="CPU time used (CPUUsageNSec); null when systemd does not account CPU."
     )
@@ -101,6 +108,7 @@ class ServiceStatus:
             can_reload=status.can_reload,
             result=status.result,
             main_exit_status=status.main_exit_status,
+            reason=stop_reason(status.result, status.main_exit_status),
             cpu_seconds=None if status.cpu_nsec is None else status.cpu_nsec / 1e9,
             tasks=status.tasks,
         )

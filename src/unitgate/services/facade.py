@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from unitgate.services.errors import InstanceNotFound, UnitgateError
 from unitgate.services.live.singleflight import SingleFlight
 from unitgate.services.policy.access import Actor
+from unitgate.services.systemd.history import History
 from unitgate.services.systemd.logs import LogEntry
 from unitgate.services.systemd.status import StateCounts, UnitStatus
 from unitgate.services.systemd.units import UnitVerb
@@ -109,6 +110,9 @@ class Facade(Protocol):
     def follow_logs(
         self, name: str, actor: Actor, after_cursor: str | None = None, instance: str | None = None
     ) -> AsyncGenerator[LogEntry | UnitgateError, None]: ...
+    async def history(
+        self, name: str, since: datetime | None, limit: int, actor: Actor, instance: str | None = None
+    ) -> History: ...
     def status_events(
         self, names: Sequence[str] | None, actor: Actor, instances: Sequence[str] | None = None
     ) -> AsyncGenerator[UnitStatus | UnitgateError, None]: ...

@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from unitgate.services.errors import UnitgateError
 from unitgate.services.facade import Health, InstanceState, Internals, require_instance
 from unitgate.services.policy.access import Actor
 from unitgate.services.policy.control import ServiceControl
+from unitgate.services.systemd.history import History
 from unitgate.services.systemd.logs import LogEntry
 from unitgate.services.systemd.status import StateCounts, UnitStatus, count_states
 from unitgate.services.systemd.units import UnitVerb
@@ -65,6 +67,12 @@ class HostFacade:
     async def logs(self, name: str, lines: int, actor: Actor, instance: str | None = None) -> list[LogEntry]:
         self._here(instance, actor)
         return await self.control.logs(name, lines, actor)
+
+    async def history(
+        self, name: str, since: datetime | None, limit: int, actor: Actor, instance: str | None = None
+    ) -> History:
+        self._here(instance, actor)
+        return replace(await self.control.history(name, since, limit, actor), instance=self.instance_name)
 
     async def follow_logs(
         self, name: str, actor: Actor, after_cursor: str | None = None, instance: str | None = None

@@ -22,6 +22,7 @@ from nats.js.kv import KeyValue
 
 from unitgate.services.errors import ServerBusy, UnitgateError
 from unitgate.services.fleet import subjects, wire
+from unitgate.services.fleet.history_wire import history_to_wire
 from unitgate.services.fleet.wire import HostInfo, WireError
 from unitgate.services.policy.access import Role, scoped_actor
 from unitgate.services.policy.control import ServiceControl
@@ -190,7 +191,18 @@ class Agent:
             return {"lines": [wire.line_to_wire(entry) for entry in entries]}
         if verb == "follow":
             return await self._start_follow(request, name, actor)
+        if verb == "history":
+            return await self._history(request, name, actor)
         raise WireError(f"no command {verb[:20]!r}")
+
+    async def _history(self, request: dict[str, Any], name: str, actor: Any) -> dict[str, Any]:
+        limit, since = request.get("limit"), request.get("since")
+        if not isinstance(limit, int) or isinstance(limit, bool):
+            raise WireError("limit: not a number")
+        if since is not None and not isinstance(since, str):
+            raise WireError("since: not a time")
+        history = await self.control.history(name, wire._time(since), max(0, min(limit, MAX_LINES)), actor)
+        return history_to_wire(history)
 
     async def _start_follow(self, request: dict[str, Any], name: str, actor: Any) -> dict[str, Any]:
         stream = request.get("stream")

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from nats.aio.client import Client
@@ -17,10 +18,12 @@ from unitgate.services.errors import UnitgateError
 from unitgate.services.facade import Health, InstanceState, Internals, require_instance
 from unitgate.services.fleet import wire
 from unitgate.services.fleet.follow import follow
+from unitgate.services.fleet.history_wire import history_from_wire
 from unitgate.services.fleet.hub import HubLink
 from unitgate.services.fleet.view import FleetView, Host
 from unitgate.services.policy.access import Actor
 from unitgate.services.policy.audit import AuditLog
+from unitgate.services.systemd.history import History
 from unitgate.services.systemd.logs import MAX_LINES, LogEntry
 from unitgate.services.systemd.status import StateCounts, UnitStatus, count_states, distinct_units
 from unitgate.services.systemd.units import UnitVerb
@@ -180,10 +183,7 @@ class FleetControl:
                 raise errors.Forbidden(actor.role, str(verb), actor.name if scoped else None)
             payload = {"caller": self.caller(actor), "name": name}
             answer = await self.link.request(host.name, str(verb), payload, self.action_timeout + 5)
-            try:
-                return wire.status_from_wire(answer.get("status") or {}, host.name)
-            except wire.WireError as error:
-                raise errors.SystemdUnavailable(f"the agent's answer does not parse: {error}") from None
+            return wire.parsed(lambda: wire.status_from_wire(answer.get("status") or {}, host.name))
 
     def require_logs(self, host: Host, name: str, actor: Actor) -> None:
         self._require_service(host, name, actor)
@@ -197,10 +197,18 @@ class FleetControl:
             self.require_logs(host, name, actor)
             payload = {"caller": self.caller(actor), "name": name, "lines": lines}
             answer = await self.link.request(host.name, "logs", payload, self.request_timeout)
-            try:
-                return wire.lines_from_wire(answer, limit=MAX_LINES)
-            except wire.WireError as error:
-                raise errors.SystemdUnavailable(f"the agent's answer does not parse: {error}") from None
+            return wire.parsed(lambda: wire.lines_from_wire(answer, limit=MAX_LINES))
+
+    async def history(
+        self, name: str, since: datetime | None, limit: int, actor: Actor, instance: str | None = None
+    ) -> History:
+        await self.ready()
+        host = self.host(instance, actor)
+        self._require_service(host, name, actor)
+        when = since.isoformat() if since is not None else None
+        payload = {"caller": self.caller(actor), "name": name, "since": when, "limit": limit}
+        answer = await self.link.request(host.name, "history", payload, self.request_timeout)
+        return wire.parsed(lambda: history_from_wire(answer, name, host.name, limit))
 
     def follow_logs(
         self, name: str, actor: Actor, after_cursor: str | None = None, instance: str | None = None

@@ -16,7 +16,7 @@ INSTANCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 # What a key may hold besides the escapes: JetStream allows [-/_=.A-Za-z0-9] in keys.
 _KEY_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
-COMMANDS = ("restart", "reload", "start", "stop", "logs", "follow")
+COMMANDS = ("restart", "reload", "start", "stop", "logs", "follow", "history")
 
 
 def instance_problem(name: str) -> str | None:

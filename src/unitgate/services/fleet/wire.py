@@ -4,9 +4,10 @@ strict on the way in: a host (or a hub) is hostile until what it sent is checked
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from unitgate.services import errors
 from unitgate.services.systemd.allowlist import unit_name_problem
@@ -278,3 +279,14 @@ def error_from_wire(data: dict[str, Any]) -> errors.UnitgateError:
         else:
             values.append(_get(data, field, _KINDS[field]))
     return kind(*values)
+
+
+T = TypeVar("T")
+
+
+def parsed(decode: Callable[[], T]) -> T:
+    """An agent's answer decoded; one that does not parse is the host's failure, typed."""
+    try:
+        return decode()
+    except WireError as error:
+        raise errors.SystemdUnavailable(f"the agent's answer does not parse: {error}") from None

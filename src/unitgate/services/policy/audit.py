@@ -10,12 +10,13 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
 from unitgate.services import errors
 from unitgate.services.policy.access import Actor
+from unitgate.services.systemd.history import EventKind, HistoryEvent
 
 _NAME_LIMIT = 256
 
@@ -111,3 +112,49 @@ class AuditLog:
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+# What the audit file says of the actions on a service, for its history: read from the end,
+# at most this much of it, so a large file costs no more than a small one.
+AUDIT_TAIL_BYTES = 4 << 20
+ACTIONS = frozenset({"restart", "reload", "start", "stop"})
+
+
+def recorded_actions(path: Path, services: frozenset[str], since: datetime | None) -> list[HistoryEvent]:
+    """The audit file's actions on any of `services` (the names a unit is asked by), from
+    `since`, oldest first, each at the moment it was asked; a missing file has none."""
+    try:
+        with path.open("rb") as audit_file:
+            audit_file.seek(0, 2)
+            audit_file.seek(max(0, audit_file.tell() - AUDIT_TAIL_BYTES))
+            tail = audit_file.read()
+    except OSError:
+        return []
+    found: list[HistoryEvent] = []
+    for raw in tail.decode("utf-8", "replace").splitlines():
+        event = _action_event(raw, services, since)
+        if event is not None:
+            found.append(event)
+    return found
+
+
+def _action_event(raw: str, services: frozenset[str], since: datetime | None) -> HistoryEvent | None:
+    try:
+        line = json.loads(raw)
+        action, service, token, outcome = (line[key] for key in ("action", "service", "token", "outcome"))
+        ended = datetime.fromisoformat(line["time"])
+        duration = timedelta(milliseconds=int(line["duration_ms"]))
+    except (ValueError, TypeError, KeyError):
+        return None  # the tail's first line is cut, or the line is not ours
+    if action not in ACTIONS or service not in services or not isinstance(token, str):
+        return None
+    if since is not None and ended < since:  # by when it ended: the line's time is to the millisecond
+        return None
+    return HistoryEvent(
+        time=ended - duration,
+        kind=EventKind.ACTION,
+        message=f"{action} asked by {token}: {outcome}"[:512],
+        actor=token[:_NAME_LIMIT],
+        action=action,
+        outcome=str(outcome)[:64],
+    )

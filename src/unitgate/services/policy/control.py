@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncGenerator, Mapping, Sequence
+from datetime import datetime
 
 from unitgate.services import errors
 from unitgate.services.errors import UnitgateError
@@ -21,7 +22,9 @@ from unitgate.services.live.watcher import StatusWatcher
 from unitgate.services.policy.access import Actor
 from unitgate.services.policy.audit import AuditLog
 from unitgate.services.policy.guard import ActionGuard
+from unitgate.services.policy.timeline import Timeline
 from unitgate.services.systemd.allowlist import Allowlist
+from unitgate.services.systemd.history import History
 from unitgate.services.systemd.journal import Journal
 from unitgate.services.systemd.logs import LogEntry, check_cursor
 from unitgate.services.systemd.runner import ProcessRunner
@@ -73,6 +76,7 @@ class ServiceControl:
         self.runner = runner if runner is not None else ProcessRunner({})  # its counters, for /metrics
         # A health check anyone may call: one process per interval, not one per request.
         self._version = CachedCheck(self.systemctl.manager_version)
+        self.timeline = Timeline(journal, audit.path)
 
     @property
     def allowlist(self) -> Allowlist:
@@ -193,6 +197,13 @@ class ServiceControl:
                     yield item
         except UnitgateError as failure:
             yield failure
+
+    async def history(self, name: str, since: datetime | None, limit: int, actor: Actor) -> History:
+        """What happened to a service, newest first. Anyone who sees the service may read it: it
+        holds the manager's words and the actions' askers, never a line of the service's log."""
+        checked = self._require_service(name, actor)
+        status = await self.reads.installed(checked)
+        return await self.timeline.read(checked, status.unit_id, since, limit)
 
     def _require_log_access(self, name: str, actor: Actor) -> str:
         checked = self._require_service(name, actor)

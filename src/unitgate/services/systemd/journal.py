@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import datetime
 
 from unitgate.services.errors import InvalidCursor, JournalUnavailable
 from unitgate.services.systemd.allowlist import Allowlist
+from unitgate.services.systemd.history import HistoryEvent, journal_start, match_arguments, parse_events
 from unitgate.services.systemd.logs import MAX_LINES, LogEntry, check_cursor, entries
 from unitgate.services.systemd.runner import CompletedCommand, ProcessRunner, service_errors
 from unitgate.services.systemd.units import Scope, unit_for
@@ -30,14 +32,18 @@ class Journal:
         self.options = options
         self._runner = runner
 
-    def argv(self, name: str, *extra: str) -> list[str]:
-        """journalctl for one allowlisted unit; the name is checked before anything else."""
-        unit = unit_for(self.allowlist.require(name))
+    def _journalctl(self) -> list[str]:
         argv = [self.options.journalctl_path]
         if self.options.directory:
             argv.append(f"--directory={self.options.directory}")
         if self.options.root:
             argv.append(f"--root={self.options.root}")
+        return argv
+
+    def argv(self, name: str, *extra: str) -> list[str]:
+        """journalctl for one allowlisted unit; the name is checked before anything else."""
+        unit = unit_for(self.allowlist.require(name))
+        argv = self._journalctl()
         # `journalctl --user -u` finds nothing for root; --user-unit matches the user manager's
         # units in whatever journal holds them. -a: without it, fields over 4 kB come out null.
         argv += ["--user-unit" if self.options.scope is Scope.USER else "-u", unit]
@@ -60,6 +66,27 @@ class Journal:
         if result.truncated and lines:
             lines = lines[:-1]  # the last line was cut by the cap
         return entries(lines), not result.truncated
+
+    async def history(self, name: str, unit: str, since: datetime | None, limit: int) -> list[HistoryEvent]:
+        """The manager's messages about `unit` (the one allowlisted `name` resolves to), newest
+        first, at most `limit` (and MAX_LINES), from `since`."""
+        self.allowlist.require(name)
+        limit = max(0, min(limit, MAX_LINES))
+        if limit == 0:
+            return []
+        since_argument = [f"--since=@{since.timestamp():.6f}"] if since is not None else []
+        argv = [
+            *self._journalctl(),
+            "-o", "json", "--no-pager", "-q", "--reverse", "-n", str(limit), *since_argument,
+            *match_arguments(unit, self.options.scope),
+        ]  # fmt: skip
+        result = await self._run(argv)
+        return parse_events(result.stdout.decode("utf-8", "replace").splitlines(), unit, self.options.scope)
+
+    async def start(self) -> datetime | None:
+        """The oldest entry the journal still holds (None when it cannot tell)."""
+        result = await self._run([*self._journalctl(), "--header", "--no-pager"])
+        return journal_start(result.stdout.decode("utf-8", "replace"))
 
     async def spawn_follower(self, name: str, *extra: str, line_limit: int) -> asyncio.subprocess.Process:
         """A long-running `journalctl ... -f` for one unit; end it with `terminate`."""
