@@ -3,7 +3,7 @@
 "use strict";
 
 const FIELDS = `id name description activeState subState mainPid memoryBytes uptimeSeconds activeSince
-  restartCount canReload result mainExitStatus`;
+  restartCount canReload result mainExitStatus reason`;
 const LABELS = { restart: "Restart", reload: "Reload", start: "Start", stop: "Stop" };
 const DOING = { restart: "Restarting", reload: "Reloading", start: "Starting", stop: "Stopping" };
 const TOKEN_KEY = "unitgate-token";
@@ -12,8 +12,13 @@ let token = sessionStorage.getItem(TOKEN_KEY);
 let me = null;
 let client = null;
 let dropped = false;
-const cards = new Map(); // id (instance/name) -> { element, status, follow }
+const statuses = new Map(); // id (instance/name) -> the latest status, of every service the page knows
+const cards = new Map(); // id -> { element, status, follow, cursor }: cards built (their host is open)
+const hosts = new Map(); // instance name -> its group: element, open, online, lastSeen, tallies
+const totals = { total: 0, active: 0, failed: 0, activating: 0, inactive: 0 };
 let ownInstance = null; // this server's instance name; a hub's cards name other hosts
+let hubMode = false;
+const OPEN_ALL_UP_TO = 12; // hosts; past it, a host's cards are built when it is opened
 
 // The host a status is of: its id is "instance/name".
 const hostOf = (status) => status.id.slice(0, status.id.length - status.name.length - 1);
@@ -70,35 +75,174 @@ function uptimeOf(status) {
 
 function reasonOf(status) {
   if (status.activeState !== "failed" || !status.result || status.result === "success") return null;
-  const code = status.mainExitStatus;
-  if (status.result === "exit-code" && code !== null) return `Failed: exited with status ${code}`;
-  if (status.result === "signal" && code !== null) return `Failed: killed by signal ${code}`;
-  return `Failed: ${status.result}`;
+  return `Failed: ${status.reason || status.result}`;
+}
+
+function ago(time) {
+  const seconds = Math.max(0, Math.round((Date.now() - Date.parse(time)) / 1000));
+  if (seconds < 60) return `${seconds} s ago`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ago`;
+  if (seconds < 86400) return `${Math.floor(seconds / 3600)} h ago`;
+  return new Date(time).toLocaleString();
+}
+
+// --- Tallies: the header's counts for the whole fleet and each host's, kept as events arrive.
+
+function bucket(state) {
+  if (state === "active" || state === "reloading") return "active";
+  if (state === "inactive" || state === "deactivating") return "inactive";
+  return state === "failed" || state === "activating" ? state : null;
+}
+
+function tally(tallies, status, sign) {
+  tallies.total += sign;
+  const name = bucket(status.activeState);
+  if (name) tallies[name] += sign;
+}
+
+function counts() {
+  for (const [name, value] of Object.entries(totals)) $(`[data-count="${name}"]`).textContent = String(value);
+  if (!hubMode) return;
+  const offline = [...hosts.values()].filter((host) => !host.online).length;
+  $('[data-count="hosts"]').textContent = String(hosts.size);
+  $('[data-count="offline"]').textContent = String(offline);
+}
+
+// --- Hosts: a group of cards each; on a hub, the ones that need someone come first.
+
+function hostFor(name) {
+  let host = hosts.get(name);
+  if (host) return host;
+  const element = $("[data-host-template]").content.firstElementChild.cloneNode(true);
+  element.dataset.host = name;
+  host = {
+    name, element, box: $("[data-host-cards]", element), open: false, online: true, lastSeen: null,
+    tallies: { total: 0, active: 0, failed: 0, activating: 0, inactive: 0 }, rank: null,
+  };
+  hosts.set(name, host);
+  $("[data-host-name]", element).textContent = name;
+  show($(".host-head", element), hubMode);
+  $("[data-host-toggle]", element).addEventListener("click", () => setOpen(host, !host.open));
+  const filter = $("[data-host-filter]");
+  const option = new Option(name, name);
+  const after = [...filter.options].slice(1).find((other) => other.value > name);
+  filter.add(option, after || null);
+  placeHost(host);
+  setOpen(host, !hubMode || hostCount() <= OPEN_ALL_UP_TO);
+  return host;
+}
+
+function hostCount() {
+  return Math.max(hosts.size, expectedHosts);
+}
+let expectedHosts = 0;
+
+function rankOf(host) {
+  return `${host.tallies.failed ? 0 : host.online ? 2 : 1}${host.name}`;
+}
+
+// Moved only when its rank changes (a first failure, a last one, offline, back).
+function placeHost(host) {
+  const rank = rankOf(host);
+  if (rank === host.rank) return;
+  host.rank = rank;
+  const groups = $("[data-cards]");
+  const next = [...hosts.values()]
+    .filter((other) => other !== host && other.rank !== null && other.rank > rank)
+    .sort((a, b) => (a.rank < b.rank ? -1 : 1))[0];
+  groups.insertBefore(host.element, next ? next.element : null);
+  host.element.classList.toggle("has-failed", host.tallies.failed > 0);
+}
+
+function describeHost(host) {
+  if (!hubMode) return;
+  const t = host.tallies;
+  $("[data-host-counts]", host.element).textContent =
+    `${t.total} services${t.failed ? ` · ${t.failed} failed` : ""}`;
+  const state = $("[data-host-state]", host.element);
+  state.textContent = host.online ? "online" : `offline · last seen ${host.lastSeen ? ago(host.lastSeen) : "never"}`;
+  host.element.classList.toggle("offline", !host.online);
+  host.element.dataset.online = String(host.online);
+  placeHost(host);
+}
+
+function setOpen(host, open) {
+  host.open = open;
+  $("[data-host-toggle]", host.element).setAttribute("aria-expanded", String(open));
+  host.element.classList.toggle("closed", !open);
+  if (!open) return;
+  // Its cards, built now, in name order, in one insertion.
+  const missing = [...statuses.values()]
+    .filter((status) => hostOf(status) === host.name && !cards.has(status.id))
+    .sort((a, b) => (a.name < b.name ? -1 : 1));
+  const fragment = document.createDocumentFragment();
+  for (const status of missing) fragment.append(cardFor(status, host, false).element);
+  host.box.append(fragment);
+  for (const status of missing) update(cards.get(status.id), status);
+  sortCards(host);
+}
+
+function sortCards(host) {
+  const sorted = [...host.box.children].sort((a, b) => (a.dataset.service < b.dataset.service ? -1 : 1));
+  if (sorted.some((element, i) => element !== host.box.children[i])) host.box.append(...sorted);
+}
+
+function instanceChanged(instance) {
+  const host = hostFor(instance.name);
+  host.online = instance.online;
+  host.lastSeen = instance.lastSeen;
+  describeHost(host);
+  counts();
 }
 
 // --- Cards
 
-function cardFor(status) {
+function cardFor(status, host, insert = true) {
   let entry = cards.get(status.id);
   if (!entry) {
     const element = $("[data-card-template]").content.firstElementChild.cloneNode(true);
-    const host = hostOf(status);
     element.dataset.service = status.name;
-    element.dataset.instance = host;
-    $("[data-name]", element).textContent = host === ownInstance ? status.name : `${host} · ${status.name}`;
-    entry = { element, status, follow: null, cursor: null };
+    element.dataset.instance = host.name;
+    $("[data-name]", element).textContent = host.name === ownInstance ? status.name : `${host.name} · ${status.name}`;
+    entry = { element, status, follow: null, cursor: null, historyTimer: null };
     cards.set(status.id, entry);
     buildActions(entry);
     buildLogs(entry);
-    const all = [...cards.keys()].sort();
-    const next = all[all.indexOf(status.id) + 1];
-    $("[data-cards]").insertBefore(element, next ? cards.get(next).element : null);
+    buildHistory(entry);
+    if (insert) {
+      host.box.append(element);
+      sortCards(host);
+    }
   }
   return entry;
 }
 
+// A status event: the tallies, and the one card it is about (when its host is open).
 function render(status) {
-  const entry = cardFor(status);
+  const previous = statuses.get(status.id);
+  statuses.set(status.id, status);
+  const host = hostFor(hostOf(status));
+  if (previous) { tally(totals, previous, -1); tally(host.tallies, previous, -1); }
+  tally(totals, status, 1);
+  tally(host.tallies, status, 1);
+  if (host.open) update(cardFor(status, host), status);
+  describeHost(host);
+  counts();
+}
+
+function forget(id) {
+  const status = statuses.get(id);
+  const host = hosts.get(hostOf(status));
+  tally(totals, status, -1);
+  tally(host.tallies, status, -1);
+  statuses.delete(id);
+  const entry = cards.get(id);
+  if (entry) { unfollow(entry); entry.element.remove(); cards.delete(id); }
+  describeHost(host);
+}
+
+function update(entry, status) {
+  const changed = entry.status !== status && entry.status.activeState !== status.activeState;
   entry.status = status;
   const card = entry.element;
   card.className = `card s-${status.activeState}`;
@@ -116,20 +260,89 @@ function render(status) {
   show(reasonElement, Boolean(reason));
   const reload = $('[data-action="reload"]', card);
   if (reload) show(reload, status.canReload);
-  counts();
+  if (changed && $("[data-history-panel]", card).open) refreshHistory(entry);
 }
 
-function counts() {
-  const states = [...cards.values()].map((entry) => entry.status.activeState);
-  const count = (...names) => states.filter((state) => names.includes(state)).length;
-  const values = {
-    total: states.length,
-    active: count("active", "reloading"),
-    failed: count("failed"),
-    activating: count("activating"),
-    inactive: count("inactive", "deactivating"),
-  };
-  for (const [name, value] of Object.entries(values)) $(`[data-count="${name}"]`).textContent = String(value);
+// --- Filters: a host, failed services only; each a class or a hidden group, no re-render.
+
+function applyFilters() {
+  const only = $("[data-host-filter]").value;
+  const failed = $("[data-state-filter]").value === "failed";
+  $("[data-cards]").classList.toggle("only-failed", failed);
+  for (const host of hosts.values()) {
+    const shown = !only || host.name === only;
+    show(host.element, shown);
+    if (shown && !host.open && (only || (failed && host.tallies.failed))) setOpen(host, true);
+  }
+}
+
+// --- History: what happened to the service, from systemd's journal and unitgate's audit.
+
+const HISTORY_QUERY = `query($name: String!, $instance: String) {
+  serviceHistory(name: $name, instance: $instance, limit: 50) {
+    __typename
+    ... on ServiceHistory { journalStart events { time kind result exitCode signal signalName restarts actor action outcome } }
+    ... on Error { message }
+  } }`;
+const KIND_WORDS = {
+  STARTING: "Starting", STARTED: "Started", START_FAILED: "Start failed", STOPPING: "Stopping",
+  STOPPED: "Stopped", RELOADING: "Reloading", RELOADED: "Reloaded", DEACTIVATED: "Stopped cleanly",
+  SKIPPED: "Skipped: a condition was not met",
+};
+
+function eventText(event) {
+  if (event.kind === "ACTION") return `${LABELS[event.action] || event.action} by ${event.actor}: ${event.outcome}`;
+  if (event.kind === "PROCESS_EXITED") {
+    if (event.signal !== null) return `Killed by signal ${event.signal}${event.signalName ? ` (${event.signalName})` : ""}`;
+    return `Exited with status ${event.exitCode}`;
+  }
+  if (event.kind === "FAILED") return `Failed (${event.result})`;
+  if (event.kind === "RESTART_SCHEDULED") return `Automatic restart${event.restarts ? ` (#${event.restarts})` : ""}`;
+  return KIND_WORDS[event.kind] || event.kind;
+}
+
+// Restarts in the last hour: starts that followed a stop, a failure or a kill, by anyone.
+function restartsInLastHour(events) {
+  const hourAgo = Date.now() - 3600 * 1000;
+  let stopped = false;
+  let restarts = 0;
+  for (const event of [...events].reverse()) {
+    if (Date.parse(event.time) < hourAgo) continue;
+    if (["STOPPING", "STOPPED", "FAILED", "PROCESS_EXITED"].includes(event.kind)) stopped = true;
+    if (event.kind === "STARTED" && stopped) { restarts += 1; stopped = false; }
+  }
+  return restarts;
+}
+
+function buildHistory(entry) {
+  const panel = $("[data-history-panel]", entry.element);
+  panel.addEventListener("toggle", () => { if (panel.open) loadHistory(entry); });
+}
+
+function refreshHistory(entry) {
+  clearTimeout(entry.historyTimer);
+  entry.historyTimer = setTimeout(() => loadHistory(entry), 300); // once systemd has written it all
+}
+
+async function loadHistory(entry) {
+  const result = (await request(HISTORY_QUERY, target(entry))).serviceHistory;
+  const list = $("[data-history]", entry.element);
+  const summary = $("[data-history-summary]", entry.element);
+  list.textContent = "";
+  if (!result.events) { summary.textContent = result.message; return; }
+  const restarts = restartsInLastHour(result.events);
+  summary.textContent = `${restarts} restart${restarts === 1 ? "" : "s"} in the last hour`;
+  summary.dataset.restarts = String(restarts);
+  for (const event of result.events.slice(0, 20)) {
+    const item = document.createElement("li");
+    item.dataset.kind = event.kind;
+    const when = document.createElement("time");
+    when.dateTime = event.time;
+    when.textContent = ago(event.time);
+    item.append(when, ` ${eventText(event)}`);
+    list.append(item);
+  }
+  if (!result.events.length) list.append(Object.assign(document.createElement("li"), { textContent: "Nothing recorded." }));
 }
 
 // --- Actions: a confirmation, progress, then the typed outcome.
@@ -276,8 +489,12 @@ async function snapshot() {
   if (!result.services) return showError(result.message);
   showError(null);
   const ids = new Set(result.services.map((status) => status.id));
-  for (const [id, entry] of cards) if (!ids.has(id)) { entry.element.remove(); cards.delete(id); }
+  for (const id of [...statuses.keys()]) if (!ids.has(id)) forget(id);
   result.services.forEach(render);
+  if (hubMode && statuses.size > 0) {
+    // A large fleet opens with the hosts that need someone: those with a failed service.
+    for (const host of hosts.values()) if (!host.open && host.tallies.failed) setOpen(host, true);
+  }
 }
 
 function connect() {
@@ -307,6 +524,12 @@ function connect() {
       },
     },
   });
+  if (hubMode) {
+    client.subscribe(
+      { query: "subscription { instanceStatusChanged { name online lastSeen } }" },
+      { next: ({ data }) => instanceChanged(data.instanceStatusChanged), error: () => {}, complete: () => {} },
+    );
+  }
   client.subscribe(
     { query: `subscription { serviceStatusChanged { __typename ... on ServiceStatus { ${FIELDS} } ... on Error { message } } }` },
     {
@@ -332,8 +555,14 @@ function signIn(message) {
   if (client) { client.dispose(); client = null; }
   sessionStorage.removeItem(TOKEN_KEY);
   token = null;
-  for (const entry of cards.values()) entry.element.remove();
+  for (const entry of cards.values()) unfollow(entry);
+  for (const host of hosts.values()) host.element.remove();
   cards.clear();
+  statuses.clear();
+  hosts.clear();
+  for (const name of Object.keys(totals)) totals[name] = 0;
+  const filter = $("[data-host-filter]");
+  while (filter.options.length > 1) filter.remove(1);
   counts();
   show($("[data-signin]"), true);
   const error = $("[data-signin-error]");
@@ -344,9 +573,14 @@ function signIn(message) {
 
 async function start() {
   try {
-    const data = await request("{ me { name role actions } instance { name } }");
+    const data = await request("{ me { name role actions } instance { name } instances { name online lastSeen } }");
     me = data.me;
     ownInstance = data.instance.name;
+    hubMode = data.instances.some((instance) => instance.name !== ownInstance);
+    expectedHosts = data.instances.length;
+    show($("[data-toolbar]"), hubMode);
+    show($("[data-hosts]"), hubMode);
+    for (const instance of data.instances) if (hubMode) instanceChanged(instance);
   } catch (error) {
     if (error instanceof Unauthenticated) return signIn(token ? "That token was not accepted." : null);
     return showError(String(error.message || error));
@@ -361,10 +595,13 @@ async function start() {
       const uptime = uptimeOf(entry.status);
       setField(entry.element, "uptimeSeconds", uptime, duration(uptime));
     }
+    for (const host of hosts.values()) if (!host.online) describeHost(host);
   }, 1000);
 }
 
 document.addEventListener("DOMContentLoaded", () => {
+  $("[data-host-filter]").addEventListener("change", applyFilters);
+  $("[data-state-filter]").addEventListener("change", applyFilters);
   $("[data-signin]").addEventListener("submit", (event) => {
     event.preventDefault();
     token = $("#token").value.trim();
