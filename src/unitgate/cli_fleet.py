@@ -54,6 +54,9 @@ def agent(args: argparse.Namespace) -> int:
     if settings.instance_name is None or subjects.instance_problem(settings.instance_name):
         raise FleetUsageError("instance_name must be set: one name of letters, digits, - and _")
     fleet = settings.fleet
+    # The agent writes a status only when more than its memory, CPU or tasks changed: reading
+    # memory on a timer would start a process every memory_interval for nothing.
+    settings = settings.model_copy(update={"memory_interval": 86_400.0})
 
     async def run() -> None:
         control = build_control(settings)

@@ -21,11 +21,11 @@ from nats.js.errors import BucketNotFoundError
 from nats.js.kv import KeyValue
 
 from unitgate.services.errors import ServerBusy, UnitgateError
+from unitgate.services.facade import HostControl
 from unitgate.services.fleet import subjects, wire
 from unitgate.services.fleet.history_wire import history_to_wire
 from unitgate.services.fleet.wire import HostInfo, WireError
 from unitgate.services.policy.access import Role, scoped_actor
-from unitgate.services.policy.control import ServiceControl
 from unitgate.services.systemd.logs import MAX_LINES, LogEntry
 from unitgate.services.systemd.status import UnitStatus
 from unitgate.services.systemd.units import UnitVerb
@@ -43,7 +43,7 @@ def quiet(status: UnitStatus) -> UnitStatus:
 
 
 class Agent:
-    def __init__(self, control: ServiceControl, host: HostInfo, heartbeat_interval: float) -> None:
+    def __init__(self, control: HostControl, host: HostInfo, heartbeat_interval: float) -> None:
         self.control = control
         self.host = host
         self.name = control.instance_name
