@@ -14,15 +14,18 @@ import resource
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
 from tests.helpers import free_port
 
+from bench import fleet
 from bench.http_client import ReplayClient
 from bench.subscribers import subscribers
 from unitgate.sandbox import UserManagerSandbox
@@ -521,11 +524,16 @@ def main() -> int:
     parser.add_argument(
         "--quick", action="store_true", help="fewer samples and shorter windows (a smoke run)"
     )
+    parser.add_argument("--fleet-only", action="store_true", help="only the fleet's rows")
+    parser.add_argument("--no-fleet", action="store_true", help="only the single host's rows")
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 8192)), hard))
     with UserManagerSandbox(units(), start=list(units())) as sandbox:
-        report = asyncio.run(measure(sandbox, args.quick))
+        report = Report() if args.fleet_only else asyncio.run(measure(sandbox, args.quick))
+        if not args.no_fleet:
+            with tempfile.TemporaryDirectory(prefix="unitgate-bench-fleet-") as workdir:
+                fleet.measure(report, sandbox, Path(workdir), args.quick)
     print(report.render())
     print(f"\n{os.cpu_count()} cores; unitgate, the subscribers and the timing client: one process each")
     failed = [row for row in report.rows if row.passed is False]

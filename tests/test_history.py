@@ -7,8 +7,9 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,18 @@ UNIT = (
 )
 
 
+async def after_its_start(control: ServiceControl) -> datetime:
+    """Just after the unit's start as the journal has it: journald receives the manager's
+    "Started" a moment after `systemctl start` returns, so a clock read then may precede it."""
+    deadline = time.monotonic() + 10
+    while True:
+        newest = (await control.history(HISTORIC, None, 1, OPERATOR)).events
+        if newest and newest[0].kind is EventKind.STARTED:
+            return newest[0].time + timedelta(microseconds=1)
+        assert time.monotonic() < deadline, "the start never reached the journal"
+        await asyncio.sleep(0.02)  # journald is another process: nothing to await but its files
+
+
 def main_pid(sandbox: UserManagerSandbox) -> int:
     return int(sandbox.show(f"{HISTORIC}.service", "MainPID")["MainPID"])
 
@@ -37,7 +50,7 @@ async def test_a_units_life_in_order(
 ) -> None:
     control = make_control(audit_file=str(tmp_path / "audit.log"))
     with started_unit(sandbox, HISTORIC, UNIT):
-        since = datetime.now(UTC)
+        since = await after_its_start(control)
         await control.act(UnitVerb.RELOAD, HISTORIC, OPERATOR)
         killed = main_pid(sandbox)
         os.kill(killed, signal.SIGKILL)
@@ -87,7 +100,7 @@ async def test_the_limit_keeps_the_newest_and_says_the_rest_is_cut(
 ) -> None:
     control = make_control(audit_file=str(tmp_path / "audit.log"))
     with started_unit(sandbox, HISTORIC, UNIT):
-        since = datetime.now(UTC)
+        since = await after_its_start(control)
         for _ in range(3):
             await control.act(UnitVerb.RELOAD, HISTORIC, OPERATOR)
         whole = await control.history(HISTORIC, since, 100, OPERATOR)
