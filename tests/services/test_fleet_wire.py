@@ -179,3 +179,22 @@ def test_a_host_cannot_fill_the_hubs_memory_with_services_it_does_not_offer() ->
         status = dataclasses.replace(STATUS, name=f"junk{index}")
         view.apply(subjects.status_key("web2", f"junk{index}"), wire.dumps(wire.status_to_wire(status)))
     assert len(view.hosts["web2"].statuses) == MAX_SERVICES
+
+
+def test_the_views_snapshot_is_one_value_until_anything_changes() -> None:
+    from unitgate.services.fleet import subjects as keys
+    from unitgate.services.fleet.view import FleetView
+
+    view = FleetView(6.0, lambda: 0.0)
+    first = view.snapshot()
+    assert view.snapshot() is first
+    assert view.is_current(first)
+    status = {"name": "nginx", "unit": "nginx.service", "description": "", "load": "loaded",
+              "active": "active", "sub": "running", "pid": 7, "memory": None, "since": None,
+              "restarts": 0, "file": None, "reload": True}  # fmt: skip
+    view.apply(keys.status_key("web1", "nginx"), json.dumps(status).encode())
+    assert not view.is_current(first)
+    second = view.snapshot()
+    assert dict(second).keys() == {"web1/nginx"}
+    view.heard_from("web1")  # online: what a query sees of the host changed
+    assert not view.is_current(second)

@@ -19,6 +19,13 @@ const totals = { total: 0, active: 0, failed: 0, activating: 0, inactive: 0 };
 let ownInstance = null; // this server's instance name; a hub's cards name other hosts
 let hubMode = false;
 const OPEN_ALL_UP_TO = 12; // hosts; past it, a host's cards are built when it is opened
+// Cards on screen: the uptime ticker touches these only (thousands built are not thousands shown).
+const onScreen = new Set();
+const screen = new IntersectionObserver((seen) => {
+  for (const entry of seen) {
+    if (entry.isIntersecting) onScreen.add(entry.target); else onScreen.delete(entry.target);
+  }
+}, { rootMargin: "200px" });
 
 // The host a status is of: its id is "instance/name".
 const hostOf = (status) => status.id.slice(0, status.id.length - status.name.length - 1);
@@ -206,6 +213,8 @@ function cardFor(status, host, insert = true) {
     $("[data-name]", element).textContent = host.name === ownInstance ? status.name : `${host.name} · ${status.name}`;
     entry = { element, status, follow: null, cursor: null, historyTimer: null };
     cards.set(status.id, entry);
+    element.unitgateEntry = entry;
+    screen.observe(element);
     buildActions(entry);
     buildLogs(entry);
     buildHistory(entry);
@@ -237,7 +246,13 @@ function forget(id) {
   tally(host.tallies, status, -1);
   statuses.delete(id);
   const entry = cards.get(id);
-  if (entry) { unfollow(entry); entry.element.remove(); cards.delete(id); }
+  if (entry) {
+    unfollow(entry);
+    screen.unobserve(entry.element);
+    onScreen.delete(entry.element);
+    entry.element.remove();
+    cards.delete(id);
+  }
   describeHost(host);
 }
 
@@ -557,6 +572,8 @@ function signIn(message) {
   token = null;
   for (const entry of cards.values()) unfollow(entry);
   for (const host of hosts.values()) host.element.remove();
+  screen.disconnect();
+  onScreen.clear();
   cards.clear();
   statuses.clear();
   hosts.clear();
@@ -591,7 +608,8 @@ async function start() {
   await snapshot();
   connect();
   setInterval(() => {
-    for (const entry of cards.values()) {
+    for (const element of onScreen) {
+      const entry = element.unitgateEntry;
       const uptime = uptimeOf(entry.status);
       setField(entry.element, "uptimeSeconds", uptime, duration(uptime));
     }

@@ -20,12 +20,12 @@ from unitgate.services.fleet import wire
 from unitgate.services.fleet.follow import follow
 from unitgate.services.fleet.history_wire import history_from_wire
 from unitgate.services.fleet.hub import HubLink
-from unitgate.services.fleet.view import FleetView, Host
+from unitgate.services.fleet.view import FleetView, Host, shown
 from unitgate.services.policy.access import Actor
 from unitgate.services.policy.audit import AuditLog
 from unitgate.services.systemd.history import History
 from unitgate.services.systemd.logs import MAX_LINES, LogEntry
-from unitgate.services.systemd.status import StateCounts, UnitStatus, count_states, distinct_units
+from unitgate.services.systemd.status import StateCounts, UnitStatus, count_states
 from unitgate.services.systemd.units import UnitVerb
 
 READY_WAIT = 2.0  # a query right after a hub starts waits this long for the bucket's values
@@ -53,6 +53,7 @@ class FleetControl:
         self.audit = audit
         self.view = FleetView(offline_after, time.monotonic)
         self.link = HubLink(self.view, heartbeat_interval)
+        self._shown_cache: dict[tuple[str, frozenset[str] | None], tuple[int, frozenset[int]]] = {}
         self._servers = list(servers)
         self._seed = seed
         self._connect = connect
@@ -80,20 +81,19 @@ class FleetControl:
             if actor.reaches(name) and (instances is None or name in instances)
         ]
 
-    @staticmethod
-    def _shown(host: Host, actor: Actor) -> list[UnitStatus]:
-        """A host's installed services the caller sees, within what the host itself offers."""
-        offered = set(host.info.services) if host.info is not None else set()
-        listed = [
-            s
-            for _, s in sorted(host.statuses.items())
-            if s.installed and s.name in offered and actor.sees(s.name)
-        ]
-        return distinct_units(listed)
+    def _shown_now(self, host: Host, actor: Actor) -> frozenset[int]:
+        """The statuses `_shown` gives (by identity: the view keeps each one object), as of the
+        view's current version, for every caller with the same services."""
+        key = (host.name, actor.services)
+        cached = self._shown_cache.get(key)
+        if cached is None or cached[0] != self.view.version:
+            cached = (self.view.version, frozenset(id(status) for status in shown(host, actor)))
+            self._shown_cache[key] = cached
+        return cached[1]
 
     async def list_installed(self, actor: Actor, instances: Sequence[str] | None = None) -> list[UnitStatus]:
         await self.ready()
-        return [status for host in self._reached(actor, instances) for status in self._shown(host, actor)]
+        return [status for host in self._reached(actor, instances) for status in shown(host, actor)]
 
     def counts(self, statuses: Sequence[UnitStatus]) -> StateCounts:
         return count_states(statuses)
@@ -135,7 +135,7 @@ class FleetControl:
             last_seen=host.last_seen_wall,
             systemd_version=host.info.systemd_version if host.info else None,
             scope=host.info.scope if host.info else "unknown",
-            counts=count_states(self._shown(host, actor)),
+            counts=count_states(shown(host, actor)),
         )
 
     async def instances(self, actor: Actor) -> list[InstanceState]:
@@ -229,22 +229,25 @@ class FleetControl:
             return
         await self.ready()
         wanted = None if names is None else set(names)
+        named = None if instances is None else set(instances)
 
         def follows(status: UnitStatus) -> bool:
+            # Run per subscriber per change anywhere in the fleet: the cheap tests first, and
+            # what the caller may see of the host computed once per change, not per subscriber.
             host = self.view.hosts.get(status.instance)
             return (
                 host is not None
-                and actor.reaches(host.name)
-                and (instances is None or host.name in instances)
                 and (wanted is None or status.name in wanted)
-                and status in self._shown(host, actor)
+                and (named is None or host.name in named)
+                and actor.reaches(host.name)
+                and id(status) in self._shown_now(host, actor)
             )
 
         self.streams += 1
         try:
             generation = self.view.generation
             for host in self._reached(actor, instances):
-                for status in self._shown(host, actor):
+                for status in shown(host, actor):
                     if wanted is None or status.name in wanted:
                         yield status
             while True:
@@ -252,7 +255,7 @@ class FleetControl:
                 generation = self.view.generation
                 if changes is None:  # fell behind: everything again
                     for host in self._reached(actor, instances):
-                        for status in self._shown(host, actor):
+                        for status in shown(host, actor):
                             if follows(status):
                                 yield status
                     continue
@@ -271,10 +274,10 @@ class FleetControl:
         return contextlib.nullcontext()
 
     async def status_snapshot(self) -> Mapping[str, UnitStatus] | None:
-        return None  # each query executes (no sharing across hosts yet)
+        return self.view.snapshot() if self.view.ready.is_set() else None
 
     def status_snapshot_is(self, statuses: Mapping[str, UnitStatus]) -> bool:
-        return False
+        return self.view.is_current(statuses)
 
     async def manager_version(self) -> str | None:
         return None

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import MappingProxyType
 
 from unitgate.services.fleet import subjects, wire
 from unitgate.services.fleet.wire import HostInfo, WireError
-from unitgate.services.systemd.status import UnitStatus
+from unitgate.services.policy.access import Actor
+from unitgate.services.systemd.status import UnitStatus, distinct_units
 
 log = logging.getLogger(__name__)
 CHANGES_KEPT = 20_000  # a subscriber further behind than this starts again from the whole view
@@ -47,6 +49,8 @@ class FleetView:
         self._changes: dict[int, Change] = {}  # by generation: a subscriber reads only what is new
         self._changed = asyncio.Event()
         self.ready = asyncio.Event()  # the bucket's current values are all in
+        self.version = 0  # moves with every change a query could see (a host's offer too)
+        self._snapshot: tuple[int, Mapping[str, UnitStatus]] = (-1, MappingProxyType({}))
 
     def _host(self, name: str) -> Host:
         host = self.hosts.get(name)
@@ -55,6 +59,7 @@ class FleetView:
         return host
 
     def _publish(self, status: UnitStatus | None, host: str) -> None:
+        self.version += 1
         self.generation += 1
         self._changes[self.generation] = Change(self.generation, status, host)
         self._changes.pop(self.generation - CHANGES_KEPT, None)
@@ -72,6 +77,7 @@ class FleetView:
         host = self._host(parsed.instance)
         try:
             if parsed.service is None:
+                self.version += 1
                 host.info = None if value is None else wire.host_from_wire(wire.loads(value))
                 if host.info is not None:  # what it no longer offers is no longer kept
                     kept = set(host.info.services)
@@ -120,6 +126,20 @@ class FleetView:
                 host.online = False
                 self._publish(None, host.name)
 
+    def snapshot(self) -> Mapping[str, UnitStatus]:
+        """Every host's statuses as one value, the same object until anything changes: what
+        identical queries share their answer by (schema/shared_queries.py)."""
+        version, statuses = self._snapshot
+        if version != self.version:
+            every = {f"{h.name}/{name}": s for h in self.hosts.values() for name, s in h.statuses.items()}
+            statuses = MappingProxyType(every)
+            self._snapshot = (self.version, statuses)
+        return statuses
+
+    def is_current(self, statuses: Mapping[str, UnitStatus]) -> bool:
+        version, current = self._snapshot
+        return version == self.version and current is statuses
+
     def known(self, name: str) -> bool:
         return name in self.hosts
 
@@ -131,3 +151,14 @@ class FleetView:
         if generation + 1 not in self._changes:
             return None
         return [self._changes[g] for g in range(generation + 1, self.generation + 1)]
+
+
+def shown(host: Host, actor: Actor) -> list[UnitStatus]:
+    """A host's installed services the caller sees, within what the host itself offers."""
+    offered = set(host.info.services) if host.info is not None else set()
+    listed = [
+        s
+        for _, s in sorted(host.statuses.items())
+        if s.installed and s.name in offered and actor.sees(s.name)
+    ]
+    return distinct_units(listed)
