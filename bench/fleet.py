@@ -396,7 +396,7 @@ def page_row(report: Report, fleet: Fleet, tag: str, quick: bool) -> None:
 def real_agent_rows(report: Report, fleet: Fleet, quick: bool) -> None:
     agent = fleet.real_agent  # type: ignore[attr-defined]
     time.sleep(3)  # its first writes are done
-    window = 20.0 if quick else 120.0
+    window = 20.0 if quick else 600.0  # the ten idle minutes
     name = "unitgate-agent-real1"
     messages, pid, cpu = fleet.connections()[name]["in_msgs"], last_pid(), cpu_seconds(agent.pid)
     children = len(process_tree().get(agent.pid, []))

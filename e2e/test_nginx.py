@@ -16,7 +16,14 @@ import httpx
 import pytest
 import websockets
 from playwright.sync_api import sync_playwright
-from tests.helpers import CHROMIUM_ARGS, Certificates, free_port, make_certificates
+from tests.helpers import (
+    CHROMIUM_ARGS,
+    PROTOCOL_WORDS,
+    Certificates,
+    first_result,
+    free_port,
+    make_certificates,
+)
 from websockets.typing import Subprotocol
 
 from e2e.conftest import Deployment
@@ -149,24 +156,10 @@ def test_the_audit_names_the_address_nginx_saw_whatever_the_client_claims(proxie
 async def test_both_websocket_protocols_subscribe_over_wss_through_nginx(proxied: Proxied) -> None:
     token = proxied.deployment.token
     subscription = 'subscription { serviceStatusChanged(names: ["nginx"]) { ... on ServiceStatus { name activeState } } }'
-    for protocol, subscribe, data in (
-        ("graphql-transport-ws", "subscribe", "next"),
-        ("graphql-ws", "start", "data"),
-    ):
+    for protocol in PROTOCOL_WORDS:
         async with proxied.wss(protocol) as ws:
-            await ws.send(
-                json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}})
-            )
-            assert json.loads(await ws.recv())["type"] == "connection_ack"
-            await ws.send(json.dumps({"id": "1", "type": subscribe, "payload": {"query": subscription}}))
-            message = json.loads(await ws.recv())
-            while message["type"] == "ka":
-                message = json.loads(await ws.recv())
-            assert message["type"] == data, message
-            assert message["payload"]["data"]["serviceStatusChanged"] == {
-                "name": "nginx",
-                "activeState": "active",
-            }
+            data = await first_result(ws, protocol, token, subscription)
+        assert data["serviceStatusChanged"] == {"name": "nginx", "activeState": "active"}
 
 
 async def test_silent_sockets_through_nginx_never_keep_dashboards_out(proxied: Proxied) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -337,3 +338,20 @@ def make_certificates(directory: Path, names: Sequence[str], addresses: Sequence
     ):
         subprocess.run([str(part) for part in argv], check=True, capture_output=True, timeout=60)
     return Certificates(ca, cert, key)
+
+
+# Each websocket protocol's words for starting an operation and for its results.
+PROTOCOL_WORDS = {"graphql-transport-ws": ("subscribe", "next"), "graphql-ws": ("start", "data")}
+
+
+async def first_result(ws: Any, protocol: str, token: str, document: str) -> dict[str, Any]:
+    """connection_init with the token, then one operation: its first result's data."""
+    start, result = PROTOCOL_WORDS[protocol]
+    await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}))
+    assert json.loads(await ws.recv())["type"] == "connection_ack"
+    await ws.send(json.dumps({"id": "1", "type": start, "payload": {"query": document}}))
+    message = json.loads(await ws.recv())
+    while message["type"] == "ka":  # the legacy protocol's keep-alive
+        message = json.loads(await ws.recv())
+    assert message["type"] == result, message
+    return dict(message["payload"]["data"])

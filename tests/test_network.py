@@ -19,7 +19,16 @@ import websockets
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Subprotocol
 
-from tests.helpers import OPERATOR_TOKEN, Served, bearer, make_certificates, raw_request, stderr_lines
+from tests.helpers import (
+    OPERATOR_TOKEN,
+    PROTOCOL_WORDS,
+    Served,
+    bearer,
+    first_result,
+    make_certificates,
+    raw_request,
+    stderr_lines,
+)
 from tests.units import HEALTHY
 from unitgate.view.ws_admission import EVICTED_REASON
 
@@ -182,20 +191,11 @@ async def test_direct_tls_serves_https_and_wss(
     subscription = (
         f'subscription {{ serviceStatusChanged(names: ["{HEALTHY}"]) {{ ... on ServiceStatus {{ name }} }} }}'
     )
-    for protocol, subscribe, data in (
-        ("graphql-transport-ws", "subscribe", "next"),
-        ("graphql-ws", "start", "data"),
-    ):
+    for protocol in PROTOCOL_WORDS:
         wss = https.replace("https://", "wss://")
         async with websockets.connect(wss, ssl=trusting, subprotocols=[Subprotocol(protocol)]) as ws:
-            await ws.send(INIT)
-            assert json.loads(await ws.recv())["type"] == "connection_ack"
-            await ws.send(json.dumps({"id": "1", "type": subscribe, "payload": {"query": subscription}}))
-            message = json.loads(await ws.recv())
-            while message["type"] == "ka":
-                message = json.loads(await ws.recv())
-            assert message["type"] == data, message
-            assert message["payload"]["data"]["serviceStatusChanged"]["name"] == HEALTHY
+            data = await first_result(ws, protocol, OPERATOR_TOKEN, subscription)
+        assert data["serviceStatusChanged"]["name"] == HEALTHY
     # A client that does not trust the certificate is refused by its own TLS stack, at once.
     with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
         async with httpx.AsyncClient(timeout=30) as stranger:
