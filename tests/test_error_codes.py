@@ -59,3 +59,26 @@ def test_a_masked_failure_is_an_internal_error() -> None:
     masked = CodedErrors(should_mask_error=lambda error: True).anonymise_error(GraphQLError("secret detail"))
     assert masked.message == "Unexpected error."
     assert masked.extensions == {"code": "INTERNAL_SERVER_ERROR"}
+
+
+def test_a_results_failures_are_masked_and_coded() -> None:
+    """The path every subscription event takes (_process_result, overridden for speed)."""
+    from graphql import ExecutionResult, GraphQLError
+
+    from unitgate.schema.error_codes import CodedErrors
+
+    coded = CodedErrors(should_mask_error=lambda error: error.original_error is not None)
+    result = ExecutionResult(
+        data=None,
+        errors=[GraphQLError("secret detail", original_error=RuntimeError()), GraphQLError("bad field")],
+    )
+    coded._process_result(result)
+    assert result.errors is not None
+    assert [(e.message, (e.extensions or {}).get("code")) for e in result.errors] == [
+        ("Unexpected error.", "INTERNAL_SERVER_ERROR"),
+        ("bad field", "GRAPHQL_VALIDATION_FAILED"),
+    ]
+    clean = ExecutionResult(data={"a": 1}, errors=None)
+    coded._process_result(clean)
+    assert clean.errors is None
+    coded._process_result(object())  # nothing to mask, and no failure either
