@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -154,7 +155,8 @@ async def test_identical_queries_on_one_snapshot_run_once(monkeypatch: pytest.Mo
     assert execute.runs == 5
 
     # A second later every uptime has moved: the answer is made anew.
-    monkeypatch.setattr(shared_queries, "uptimes", lambda statuses: (31,))
+    now = time.time()
+    monkeypatch.setattr(time, "time", lambda: now + 1.0)  # the module reads time.time()
     await queries.run(execute, SERVICES, None, None, context)
     assert execute.runs == 6
 
@@ -214,3 +216,13 @@ async def test_the_schema_shares_a_subscription_event_between_subscribers() -> N
     assert shared.shared == 2
     assert results[0].data is results[2].data
     assert results[3].data is not results[0].data
+
+
+def test_a_result_is_fresh_until_the_first_uptime_ticks() -> None:
+    now = 1_000_000.25
+    since = datetime.fromtimestamp(now - 30.75, UTC)  # 30 s up; 31 at now + 0.25
+    later = datetime.fromtimestamp(now - 2.5, UTC)  # 2 s up; 3 at now + 0.5
+    statuses = {"a": status("a", since=since), "b": status("b", since=later)}
+    assert shared_queries.next_tick(statuses, now) == pytest.approx(now + 0.25)
+    stopped = replace(status("c"), active_since=None)
+    assert shared_queries.next_tick({"c": stopped}, now) == float("inf")  # nothing ever ticks

@@ -4,10 +4,10 @@ gets the same result, until the watcher's snapshot (or an uptime) changes."""
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from graphql import FieldNode, OperationDefinitionNode, OperationType, parse
@@ -15,12 +15,12 @@ from strawberry.types import ExecutionResult
 
 from unitgate.schema.observed import Observe
 from unitgate.schema.shared_results import SharedResults, audience
-from unitgate.schema.types import uptime_seconds
 from unitgate.services.systemd.status import UnitStatus
 
 # Root fields whose answers come from the status snapshot alone.
 SNAPSHOT_FIELDS = frozenset({"services", "service", "__typename"})
 _DOCUMENTS = 256  # documents whose eligibility is remembered
+_FRESHNESS_KEPT = 4096  # results' expiries remembered (more than SharedResults keeps)
 
 
 def reads_snapshot_only(query: str, operation_name: str | None) -> bool:
@@ -35,9 +35,15 @@ def reads_snapshot_only(query: str, operation_name: str | None) -> bool:
     return all(isinstance(s, FieldNode) and s.name.value in SNAPSHOT_FIELDS for s in selections)
 
 
-def uptimes(statuses: Mapping[str, UnitStatus]) -> tuple[int | None, ...]:
-    now = datetime.now(UTC)
-    return tuple(uptime_seconds(status.active_since, now) for status in statuses.values())
+def next_tick(statuses: Mapping[str, UnitStatus], now: float) -> float:
+    """When (time.time()) the first of these statuses' whole-second uptimes next changes: until
+    then a result that shows them is still true. Computed once per result, not once per query
+    (a hub's snapshot holds thousands)."""
+    soonest = math.inf
+    for status in statuses.values():
+        if status.active_since is not None:
+            soonest = min(soonest, now + 1 - (now - status.active_since.timestamp()) % 1)
+    return soonest
 
 
 class SharedQueries:
@@ -49,6 +55,7 @@ class SharedQueries:
         self._results = results
         self._observe = observe
         self._eligible: OrderedDict[tuple[str, str | None], bool] = OrderedDict()
+        self._fresh_until: OrderedDict[Hashable, float] = OrderedDict()  # key -> until when
 
     async def run(
         self,
@@ -71,23 +78,26 @@ class SharedQueries:
         statuses = await control.status_snapshot()
         if statuses is None:
             return await execute()
-        moment = uptimes(statuses)
         key: Hashable = (
             document,
             json.dumps(variables, sort_keys=True, default=str),
             audience(getattr(context, "actor", None)),
             id(statuses),
-            moment,
         )
         found = self._results.get(key)
-        if found is not None:
+        if found is not None and time.time() < self._fresh_until.get(key, 0.0):
             if self._observe is not None:  # as the per-operation extension would have
                 self._observe("query", True, time.monotonic() - started)
             return ExecutionResult(data=found.data, errors=None)
+        before = time.time()
         result = await execute()
-        # Only what was read from this very snapshot, in the same second of every uptime.
-        if control.status_snapshot_is(statuses) and uptimes(statuses) == moment:
+        until = next_tick(statuses, before)
+        # Only what was read from this very snapshot, with no uptime ticking while it ran.
+        if control.status_snapshot_is(statuses) and time.time() < until:
             self._results.put(key, result, (statuses,))
+            self._fresh_until[key] = until
+            if len(self._fresh_until) > _FRESHNESS_KEPT:
+                self._fresh_until.popitem(last=False)
         return result
 
     def _remember(self, document: tuple[str, str | None], eligible: bool) -> None:
