@@ -153,3 +153,16 @@ def test_the_config_learns_the_proxy_and_the_name_and_keeps_what_it_had(tmp_path
     assert load_settings(layout.config).allowed_hosts == (
         "localhost", "127.0.0.1", "::1", "unitgate.example", "dash.example"
     )  # fmt: skip
+
+
+def test_setup_refuses_nginx_options_without_nginx() -> None:
+    """--server-name alone would be silently ignored: refused before any step is taken."""
+    setup = subprocess.run(
+        [sys.executable, "-m", "unitgate", "setup", "--server-name", "unitgate.example"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert setup.returncode == 2
+    assert "--server-name goes with --nginx" in setup.stderr
+    assert setup.stdout == ""

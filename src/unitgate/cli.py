@@ -185,7 +185,7 @@ def _setup(args: argparse.Namespace) -> int:
     from unitgate import cli_fleet, doctor
     from unitgate.config import load_settings
     from unitgate.install import Layout, Request, SetupError, setup
-    from unitgate.install_nginx import NginxLayout, NginxRequest, setup_nginx
+    from unitgate.install_nginx import NginxLayout, nginx_request, setup_nginx
 
     if args.agent:
         return cli_fleet.setup_agent(args)
@@ -195,7 +195,7 @@ def _setup(args: argparse.Namespace) -> int:
         restart_via=args.restart_via, host=args.host, port=args.port, dry_run=args.dry_run, user=args.user
     )
     try:
-        nginx = NginxRequest.from_args(args) if args.nginx else None  # its mistakes before any step
+        nginx = nginx_request(args)  # its mistakes before any step
         report = setup(request, layout, emit_token=lambda token: print(token, flush=True))
         if nginx is not None:
             setup_nginx(report, nginx, layout, NginxLayout(), args.user)

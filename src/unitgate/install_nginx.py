@@ -79,6 +79,16 @@ class NginxRequest:
         return layout.tls_dir / f"{self.server_name}.pem", layout.tls_dir / f"{self.server_name}.key"
 
 
+def nginx_request(args: argparse.Namespace) -> NginxRequest | None:
+    """setup's nginx step as asked for, or None; its options without --nginx are a mistake."""
+    if args.nginx:
+        return NginxRequest.from_args(args)
+    given = [o for o in ("server_name", "certificate", "key", "https_port", "http_port") if getattr(args, o)]
+    if given:
+        raise SetupError(f"--{given[0].replace('_', '-')} goes with --nginx")
+    return None
+
+
 def site_for(request: NginxRequest, layout: NginxLayout, settings: Settings) -> Site:
     certificate, key = request.paths(layout)
     return Site(
