@@ -12,13 +12,13 @@ import contextlib
 import dataclasses
 import itertools
 import json
-import sys
 from collections.abc import AsyncGenerator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import nats
 
+from bench.subscribers import commands
 from unitgate.config import load_settings
 from unitgate.services.errors import ServiceNotAllowed, UnitgateError
 from unitgate.services.fleet.agent import Agent, serve_agent
@@ -120,13 +120,8 @@ async def serve(directory: Path, names: list[str]) -> None:
         )
     print(json.dumps({"ready": len(hosts)}), flush=True)
     loop = asyncio.get_running_loop()
-    lines = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(lines), sys.stdin)
     try:
-        while line := await lines.readline():
-            command = json.loads(line)
-            if command.get("close"):
-                break
+        async for command in commands():
             at = loop.time()
             for name, service in command["change"]:
                 hosts[name].change(service)

@@ -10,12 +10,12 @@ import argparse
 import asyncio
 import contextlib
 import json
-import sys
 import time
-from typing import Any
 
 import websockets
 from websockets.typing import Subprotocol
+
+from bench.subscribers import commands, say
 
 SUBSCRIPTION = """subscription($instances: [String!]) {
   serviceStatusChanged(names: ["nginx"], instances: $instances) { ... on ServiceStatus { id mainPid } } }"""
@@ -61,10 +61,6 @@ class Dashboard:
                         self.done.set_result(stamp)
 
 
-def say(**message: Any) -> None:
-    print(json.dumps(message), flush=True)
-
-
 async def serve(url: str, token: str, count: int, instances: list[str]) -> None:
     dashboards = [Dashboard(i, url, token, instances) for i in range(count)]
     tasks = []
@@ -74,13 +70,8 @@ async def serve(url: str, token: str, count: int, instances: list[str]) -> None:
         await asyncio.wait_for(asyncio.gather(*(ready.wait() for _, ready in wave)), 120)
     say(ready=count, pids=dashboards[0].latest)
     loop = asyncio.get_running_loop()
-    lines = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(lines), sys.stdin)
     try:
-        while line := await lines.readline():
-            command = json.loads(line)
-            if command.get("close"):
-                return
+        async for command in commands():
             for dashboard in dashboards:
                 dashboard.waiting = {
                     i: pid for i, pid in command["arm"].items() if dashboard.latest.get(i) == pid

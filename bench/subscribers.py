@@ -116,19 +116,25 @@ def say(**message: Any) -> None:
     print(json.dumps(message), flush=True)
 
 
+async def commands() -> AsyncIterator[dict[str, Any]]:
+    """The timing process's commands on stdin, one JSON object a line, until it closes the pipe
+    or says {"close": true}."""
+    lines = asyncio.StreamReader()
+    await asyncio.get_running_loop().connect_read_pipe(lambda: asyncio.StreamReaderProtocol(lines), sys.stdin)
+    while line := await lines.readline():
+        command = json.loads(line)
+        if command.get("close"):
+            return
+        yield command
+
+
 async def serve(url: str, token: str, count: int, name: str) -> None:
     """Commands on stdin: {"arm": pid} answers {"armed": true} at once, then {"arrivals": [...]}
     once every subscriber has a status of `name` whose main process is neither `pid` nor none;
     {"close": true} ends it. Any other line is an error."""
     async with subscribers(url, token, count, [name]) as subs:
         say(ready=count, pid=subs[0].latest[name]["mainPid"])
-        loop = asyncio.get_running_loop()
-        lines = asyncio.StreamReader()
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(lines), sys.stdin)
-        while line := await lines.readline():
-            command = json.loads(line)
-            if command.get("close"):
-                return
+        async for command in commands():
             arrivals = Arrivals(count, name, command["arm"])
             for index, subscriber in enumerate(subs):
                 subscriber.on_event = functools.partial(arrivals.record, index)
