@@ -22,6 +22,7 @@ from bench.subscribers import commands
 from unitgate.config import load_settings
 from unitgate.services.errors import ServiceNotAllowed, UnitgateError
 from unitgate.services.fleet.agent import Agent, serve_agent
+from unitgate.services.fleet.tls import with_tls
 from unitgate.services.fleet.wire import HostInfo
 from unitgate.services.policy.access import Actor
 from unitgate.services.systemd.allowlist import DEFAULT_ALLOWLIST
@@ -115,7 +116,12 @@ async def serve(directory: Path, names: list[str]) -> None:
         agent = Agent(host, info, settings.fleet.heartbeat_interval)
         tasks.append(
             asyncio.create_task(
-                serve_agent(nats.connect, agent, list(settings.fleet.servers), settings.fleet.credentials)
+                serve_agent(
+                    with_tls(nats.connect, settings.fleet.tls_ca),
+                    agent,
+                    list(settings.fleet.servers),
+                    settings.fleet.credentials,
+                )
             )
         )
     print(json.dumps({"ready": len(hosts)}), flush=True)

@@ -13,18 +13,21 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import nats
 import uvicorn
+from nats.aio.client import Client as NATS
 
 from unitgate.config import Settings
 from unitgate.edge import uvicorn_options
 from unitgate.sandbox import UserManagerSandbox
 from unitgate.sandbox_host import process_tree
+from unitgate.services.fleet.tls import with_tls
 from unitgate.services.policy.access import Role, scoped_actor
 from unitgate.services.policy.control import ServiceControl
 from unitgate.services.policy.tokens import new_token, token_sha256
@@ -283,6 +286,11 @@ def fleet_init(directory: Path, instances: str, nats_url: str, *options: str) ->
         check=True,
     )
     return init.stdout.splitlines()[0]
+
+
+def fleet_connect(directory: Path) -> Callable[..., Awaitable[NATS]]:
+    """nats.connect as the fleet's processes dial: trusting the CA `fleet init` made."""
+    return with_tls(nats.connect, str(directory / "ca.pem"))
 
 
 def agent_on_sandbox(config: Path, sandbox: UserManagerSandbox) -> None:

@@ -17,12 +17,19 @@ from pathlib import Path
 from typing import Any, cast
 
 import httpx
-import nats
 import pytest
 import websockets
 from websockets.typing import Subprotocol
 
-from tests.helpers import FLEET_INIT, RunningServer, agent_on_sandbox, fleet_init, free_port, serve
+from tests.helpers import (
+    FLEET_INIT,
+    RunningServer,
+    agent_on_sandbox,
+    fleet_connect,
+    fleet_init,
+    free_port,
+    serve,
+)
 from tests.units import CRASHY, HEALTHY, LOGGY, STARTED, UNITS
 from unitgate import demo_fleet
 from unitgate.app import create_app
@@ -280,7 +287,7 @@ async def test_an_agent_cannot_pose_as_another_or_hear_its_commands(fleet: Fleet
     async def errored(error: Exception) -> None:
         violations.append(str(error))
 
-    web1 = await nats.connect(
+    web1 = await fleet_connect(fleet.directory)(
         [fleet.nats_url],
         nkeys_seed=str(fleet.directory / "web1.nk"),
         inbox_prefix=subjects.inbox_prefix("web1"),
@@ -474,7 +481,7 @@ def cluster(sandbox: UserManagerSandbox, tmp_path: Path) -> Iterator[Fleet]:
 async def test_a_three_node_cluster_loses_no_change_when_a_node_dies(cluster: Fleet) -> None:
     host = cluster.hosts["web1"]
     await until(lambda: online(cluster, "web1"), 60)
-    hub = await nats.connect(
+    hub = await fleet_connect(cluster.directory)(
         cluster.nats_url.split(","),
         nkeys_seed=str(cluster.directory / "hub.nk"),
         inbox_prefix=subjects.inbox_prefix(subjects.HUB_USER),

@@ -269,7 +269,7 @@ def _hub(args: argparse.Namespace) -> int:
 def _fleet(args: argparse.Namespace) -> int:
     from unitgate import cli_fleet
 
-    return cli_fleet.fleet_init(args)
+    return cli_fleet.fleet(args)
 
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {

@@ -27,14 +27,15 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def fleet_settings(path: Path | None) -> Settings:
-    """The settings of an agent or a hub: a private config file with a [fleet] table."""
+def fleet_settings(path: Path | None, overrides: dict[str, object] | None = None) -> Settings:
+    """The settings of an agent or a hub: a private config file with a [fleet] table (and the
+    command line's flags over it)."""
     from unitgate.config import load_settings
     from unitgate.config_file import require_private
 
     if path is None:
         raise FleetUsageError("--config FILE is required: the file `unitgate fleet init` wrote")
-    settings = load_settings(path)
+    settings = load_settings(path, overrides)
     require_private(path, settings)
     if settings.fleet is None:
         raise FleetUsageError(f"{path} has no [fleet] table: `unitgate fleet init` writes one")
@@ -47,6 +48,7 @@ def agent(args: argparse.Namespace) -> int:
     from unitgate.compose import build_control
     from unitgate.services.fleet import subjects
     from unitgate.services.fleet.agent import Agent, serve_agent
+    from unitgate.services.fleet.tls import with_tls
     from unitgate.services.fleet.wire import HostInfo
 
     settings = fleet_settings(args.config)
@@ -68,7 +70,8 @@ def agent(args: argparse.Namespace) -> int:
         )
         try:
             bridge = Agent(control, host, fleet.heartbeat_interval)
-            await serve_agent(nats.connect, bridge, list(fleet.servers), fleet.credentials)
+            connect = with_tls(nats.connect, fleet.tls_ca)
+            await serve_agent(connect, bridge, list(fleet.servers), fleet.credentials)
         finally:
             await control.aclose()
 
@@ -85,6 +88,7 @@ def build_fleet_control(settings: Settings) -> FleetControl:
     import nats
 
     from unitgate.services.fleet.control import FleetControl
+    from unitgate.services.fleet.tls import with_tls
     from unitgate.services.policy.audit import AuditLog
 
     fleet = settings.fleet
@@ -99,14 +103,14 @@ def build_fleet_control(settings: Settings) -> FleetControl:
         offline_after=fleet.offline_after,
         request_timeout=fleet.request_timeout,
         action_timeout=settings.action_timeout,
-        connect=nats.connect,
+        connect=with_tls(nats.connect, fleet.tls_ca),
     )
 
 
 def hub(args: argparse.Namespace, run_server: Callable[[object, Settings], None]) -> int:
     from unitgate.app import create_app
 
-    settings = fleet_settings(args.config)
+    settings = fleet_settings(args.config, {"host": args.host, "port": args.port})
     if not settings.tokens:
         raise FleetUsageError("no tokens configured: `unitgate fleet init` writes one into hub.toml")
     signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -115,19 +119,30 @@ def hub(args: argparse.Namespace, run_server: Callable[[object, Settings], None]
     return 0
 
 
+def fleet(args: argparse.Namespace) -> int:
+    if args.fleet_command == "init":
+        return fleet_init(args)
+    return change_host(args)
+
+
 def fleet_init(args: argparse.Namespace) -> int:
     from unitgate.services.fleet import credentials
+    from unitgate.services.fleet.plan import TlsPaths
     from unitgate.services.policy.access import Role
     from unitgate.services.policy.tokens import config_snippet, new_token
 
     instances = [name.strip() for name in args.instances.split(",") if name.strip()]
     if not instances:
         raise FleetUsageError("--instances names at least one instance: web1,web2,...")
+    given = (args.tls_cert, args.tls_key, args.tls_ca)
+    if any(given) and not all(given):
+        raise FleetUsageError("--tls-cert, --tls-key and --tls-ca go together (or none: they are made)")
+    tls = TlsPaths(str(args.tls_ca), str(args.tls_cert), str(args.tls_key)) if all(given) else None
     token = new_token()
     admin = config_snippet("admin", Role.OPERATOR, token)
     urls = [url.strip() for url in args.nats_url.split(",") if url.strip()]
     routes = [route.strip() for route in (args.routes or "").split(",") if route.strip()]
-    written = credentials.init(args.dir, instances, urls, admin, routes)
+    written = credentials.init(args.dir, instances, urls, admin, routes, tls)
     # Alone on the first line, as `token new` prints it; hub.toml keeps only its SHA-256.
     print(token)
     print(f"unitgate fleet init: wrote {len(written)} files in {args.dir.resolve()}:", file=sys.stderr)
@@ -141,6 +156,60 @@ def fleet_init(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def change_host(args: argparse.Namespace) -> int:
+    """add-host, remove-host, rotate: applied to every node here, then proven on every server."""
+    import nats
+
+    from unitgate.services.fleet import lifecycle
+
+    name, directory = args.name, args.dir
+    refused = admitted = ""
+    if args.fleet_command == "add-host":
+        applied, key = lifecycle.add_host(directory, name)
+        admitted = key.seed
+    elif args.fleet_command == "remove-host":
+        applied, refused = lifecycle.remove_host(directory, name)
+    else:
+        applied, refused, key = lifecycle.rotate(directory, name)
+        admitted = key.seed
+    for line in applied.lines:
+        print(f"  {line}", file=sys.stderr)
+    if not applied.everywhere:
+        said = f"unitgate fleet {args.fleet_command} {name}: written; in force once every node reloads"
+        print(said, file=sys.stderr)
+        _next_steps(args.fleet_command, name, applied.plan.directory)
+        return 0
+    problems = asyncio.run(lifecycle.confirm(nats.connect, applied.plan, refused, admitted))
+    if problems:
+        raise FleetUsageError(f"the change is written, but not in force everywhere: {'; '.join(problems)}")
+    print(f"unitgate fleet {args.fleet_command} {name}: in force on every server", file=sys.stderr)
+    if args.fleet_command == "remove-host":
+        try:
+            purged = asyncio.run(lifecycle.purge_host(nats.connect, applied.plan, name))
+        except Exception as error:  # the key is refused whatever happens here: say what is left
+            print(f"  its statuses stay in the bucket (hubs list it offline): {error}", file=sys.stderr)
+        else:
+            said = f"  {purged} keys of {name} purged from the bucket: hubs no longer list it"
+            print(said, file=sys.stderr)
+    _next_steps(args.fleet_command, name, applied.plan.directory)
+    return 0
+
+
+def _next_steps(command: str, name: str, directory: Path) -> None:
+    if command == "add-host":
+        print(
+            f"  On {name}: copy {directory / f'{name}.toml'}, {directory / f'{name}.nk'} and the CA it "
+            f"names, then `unitgate setup --agent --fleet-config {name}.toml --credentials {name}.nk`",
+            file=sys.stderr,
+        )
+    elif command == "rotate":
+        print(
+            f"  On {name}: put the new {directory / f'{name}.nk'} where its agent reads its key "
+            "(`unitgate setup --agent` again does it) and restart unitgate-agent",
+            file=sys.stderr,
+        )
 
 
 def demo(args: argparse.Namespace, run_server: Callable[[object, Settings], None]) -> int:

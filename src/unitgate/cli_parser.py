@@ -51,16 +51,21 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     _config_option(hub)
-    fleet = commands.add_parser("fleet", help="set up a fleet of agents and hubs")
+    hub.add_argument("--host", help="address to bind (default: the config's, else 127.0.0.1)")
+    hub.add_argument("--port", type=int, help="port to bind (default: the config's, else 8000)")
+    fleet = commands.add_parser("fleet", help="set up a fleet of agents and hubs, and change its hosts")
     fleet_commands = fleet.add_subparsers(dest="fleet_command", required=True, metavar="ACTION")
     init = fleet_commands.add_parser(
         "init",
         help="write a fleet's nats-server config, keys and config files",
         description=(
-            "Write DIR/nats-server.conf (JetStream, one NKEY user per agent and one for the hubs, each "
+            "Write DIR/fleet.json (the fleet's record, which add-host, remove-host and rotate change), "
+            "DIR/nats-server.conf (JetStream, TLS, one NKEY user per agent and one for the hubs, each "
             "agent allowed its own subjects and keys only), DIR/hub.toml with a fresh admin token "
             "(printed once, alone on the first line), and DIR/INSTANCE.toml with its key beside it for "
-            "each agent. Every file is readable by its owner only; none is overwritten."
+            "each agent. Without --tls-cert, a CA and a certificate for every host of --nats-url and "
+            "--routes are made (DIR/ca.pem is what agents and hubs trust; the CA's key is not kept). "
+            "Every file is readable by its owner only; none is overwritten."
         ),
     )
     init.add_argument("dir", type=Path, metavar="DIR", help="where to write the files")
@@ -76,6 +81,28 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="nats-route://HOST:PORT,...",
         help="for a cluster: each node's cluster address, in the order of --nats-url",
     )
+    init.add_argument("--tls-cert", type=Path, metavar="FILE", help="the NATS servers' certificate (PEM)")
+    init.add_argument("--tls-key", type=Path, metavar="FILE", help="its private key (PEM, unencrypted)")
+    init.add_argument("--tls-ca", type=Path, metavar="FILE", help="the CA that signed it (clients trust it)")
+    for action, text in (
+        ("add-host", "add a host: its key and config written, every node's config written and reloaded"),
+        ("remove-host", "remove a host: its key refused at once, its files and its statuses gone"),
+        ("rotate", "give a host a new key: the old one refused at once; copy NAME.nk to the host"),
+    ):
+        change = fleet_commands.add_parser(
+            action,
+            help=text,
+            description=(
+                f"{text[0].upper()}{text[1:]}. The change goes into DIR/fleet.json and every "
+                "nats-server-*.conf; each node running here is tested with `nats-server -t`, reloaded "
+                "(no agent or hub restarts) and asked until it shows the change. A node elsewhere "
+                "needs its new config copied to it and `nats-server --signal reload`."
+            ),
+        )
+        change.add_argument("name", metavar="NAME", help="the host's instance name")
+        change.add_argument(
+            "--dir", type=Path, default=Path(), metavar="DIR", help="the fleet's directory (default: here)"
+        )
 
     demo = commands.add_parser(
         "demo",

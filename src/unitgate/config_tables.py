@@ -52,6 +52,9 @@ class FleetConfig(BaseModel):
 
     servers: tuple[str, ...] = Field(min_length=1, strict=False)
     credentials: str = Field(min_length=1, description="the NKEY seed file")
+    # The CA that signed the NATS servers' certificate, and the only one trusted for them; unset,
+    # tls:// servers are checked against the system's store (a public CA's certificate).
+    tls_ca: str | None = Field(default=None, min_length=1, description="the NATS servers' CA (PEM)")
     request_timeout: float = Field(default=5.0, gt=0, le=600, description="a log request to an agent")
     heartbeat_interval: float = Field(default=2.0, gt=0, le=60, description="an agent's 'still here'")
     offline_after: float = Field(default=6.0, gt=0, le=600, description="no heartbeat for this long")

@@ -14,7 +14,9 @@ import pytest
 
 from unitgate.services import errors
 from unitgate.services.fleet import subjects, wire
-from unitgate.services.fleet.credentials import listen_address, new_nkey, server_config
+from unitgate.services.fleet.credentials import new_nkey
+from unitgate.services.fleet.nats_config import server_config
+from unitgate.services.fleet.plan import FleetPlan, listen_address
 from unitgate.services.fleet.view import MAX_SERVICES, FleetView
 from unitgate.services.fleet.wire import WireError
 from unitgate.services.systemd.logs import LogEntry
@@ -132,12 +134,14 @@ def test_an_agents_permissions_name_only_its_own_subjects() -> None:
 
 def test_the_server_config_holds_public_keys_only() -> None:
     hub, agent = new_nkey(), new_nkey()
-    text = server_config(Path("/srv/fleet"), "nats://127.0.0.1:4222", hub, {"web1": agent})
+    plan = FleetPlan(Path("/srv/fleet"), ("tls://127.0.0.1:4222",), hub.public)
+    text = server_config(plan.with_instances({"web1": agent.public}))
     assert hub.public in text
     assert agent.public in text
     assert hub.seed not in text
     assert agent.seed not in text
     assert listen_address("nats://nats.example:4333") == ("nats.example", 4333)
+    assert listen_address("tls://nats.example") == ("nats.example", 4222)
     with pytest.raises(ValueError, match="nats://HOST:PORT"):
         listen_address("http://nats.example")
 
@@ -161,7 +165,21 @@ async def test_the_view_drops_what_no_agent_of_ours_writes_and_expires_the_silen
     assert changes is not None
     assert [(c.host, c.status) for c in changes] == [("web1", None)]
     view.apply(subjects.status_key("web1", "php8.2-fpm"), None)
-    assert view.hosts["web1"].statuses == {}
+    # Its last key gone (as `fleet remove-host` purges them), the host is no host at all.
+    assert "web1" not in view.hosts
+
+
+def test_a_host_is_forgotten_only_once_its_every_key_is_gone() -> None:
+    view = FleetView(offline_after=6.0, clock=lambda: 0.0)
+    offered = wire.HostInfo("252", "system", ("php8.2-fpm",), ("restart",))
+    view.apply(subjects.host_key("web1"), wire.dumps(wire.host_to_wire(offered)))
+    view.apply(subjects.status_key("web1", "php8.2-fpm"), wire.dumps(wire.status_to_wire(STATUS)))
+    view.apply(subjects.host_key("web1"), None)  # the purge takes the host key first
+    assert list(view.hosts["web1"].statuses) == ["php8.2-fpm"]
+    generation = view.generation
+    view.apply(subjects.status_key("web1", "php8.2-fpm"), None)
+    assert "web1" not in view.hosts
+    assert view.generation > generation  # subscribers hear that it went
 
 
 def test_a_host_cannot_fill_the_hubs_memory_with_services_it_does_not_offer() -> None:

@@ -154,8 +154,8 @@ class FleetControl:
             generation = self.view.generation
             hosts = set(self.view.hosts) if changes is None else {c.host for c in changes if c.status is None}
             for name in sorted(hosts):
-                if actor.reaches(name):
-                    yield self._state(self.view.hosts[name], actor)
+                if actor.reaches(name):  # a host removed from the fleet is last seen offline, empty
+                    yield self._state(self.view.hosts.get(name) or Host(name), actor)
 
     # --- what becomes a request to an agent
 

@@ -1,20 +1,22 @@
-"""`unitgate fleet init`: a nats-server config with one NKEY user per agent and one for the hubs,
-each user's permissions written from the subjects table, and every process's own config file."""
+"""`unitgate fleet init`: a new fleet's plan (NKEYs, TLS, the route password) and every file
+rendered from it: each nats-server node's config, the hub's and each agent's config and key."""
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import nkeys
 
-from unitgate.services.fleet import subjects
+from unitgate.services.fleet import plan as plans
+from unitgate.services.fleet.nats_config import server_config
+from unitgate.services.fleet.plan import FleetPlan, PlanError, TlsPaths, write_private
 
-MAX_PAYLOAD = 1 << 20  # what one NATS message may carry; a log batch stays well below it
+CA_FILE, CERT_FILE, KEY_FILE = "ca.pem", "nats-server.pem", "nats-server-key.pem"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,86 +32,52 @@ def new_nkey() -> NKey:
     return NKey(seed=seed.decode(), public=pair.public_key.decode())
 
 
-def listen_address(nats_url: str) -> tuple[str, int]:
-    """Where nats-server listens, from the URL agents and hubs will use."""
-    parts = urlsplit(nats_url)
-    if parts.scheme != "nats" or not parts.hostname:
-        raise ValueError(f"--nats-url must look like nats://HOST:PORT, not {nats_url!r}")
-    return parts.hostname, parts.port or 4222
+def fleet_table(plan: FleetPlan, credentials: Path) -> str:
+    table = f"[fleet]\nservers = {json.dumps(list(plan.servers))}\n"
+    table += f"credentials = {json.dumps(str(credentials))}\n"
+    if plan.tls is not None:
+        table += f"tls_ca = {json.dumps(plan.tls.ca)}\n"
+    return table
 
 
-def _user(key: NKey, permissions: subjects.Permissions) -> str:
-    return (
-        f"    {{ nkey: {json.dumps(key.public)}, permissions: {{\n"
-        f"        publish: {{ allow: {json.dumps(list(permissions.publish))} }},\n"
-        f"        subscribe: {{ allow: {json.dumps(list(permissions.subscribe))} }},\n"
-        f"        allow_responses: true }} }}"
-    )
-
-
-def server_config(
-    directory: Path,
-    nats_url: str,
-    hub: NKey,
-    agents: dict[str, NKey],
-    node: int = 0,
-    routes: Sequence[str] = (),
-) -> str:
-    """One node's config; with `routes` (one per node, this one's at `node - 1`), a cluster."""
-    host, port = listen_address(nats_url)
-    users = [_user(hub, subjects.hub_permissions())]
-    users += [_user(key, subjects.agent_permissions(name)) for name, key in agents.items()]
-    suffix = f"-{node}" if node else ""
-    cluster = ""
-    if routes:
-        route = urlsplit(routes[node - 1])
-        cluster = (
-            f'cluster {{ name: "unitgate", listen: {json.dumps(f"{route.hostname}:{route.port}")}, '
-            f"routes: {json.dumps(list(routes))} }}\n"
-        )
-    return (
-        "# Written by `unitgate fleet init`. Each agent may publish and subscribe only under its own\n"
-        "# instance's subjects and keys; the hubs watch them all and send the commands.\n"
-        f"listen: {json.dumps(f'{host}:{port}')}\n"
-        f'server_name: "unitgate-nats{suffix}"\n'
-        f"max_payload: {MAX_PAYLOAD}\n"
-        f"jetstream {{ store_dir: {json.dumps(str(directory / f'jetstream{suffix}'))} }}\n"
-        + cluster
-        + "authorization {\n  users = [\n"
-        + ",\n".join(users)
-        + "\n  ]\n}\n"
-    )
-
-
-def fleet_table(nats_urls: Sequence[str], credentials: Path) -> str:
-    return f"[fleet]\nservers = {json.dumps(list(nats_urls))}\ncredentials = {json.dumps(str(credentials))}\n"
-
-
-def agent_config(name: str, nats_url: Sequence[str], credentials: Path) -> str:
+def agent_config(plan: FleetPlan, name: str) -> str:
     return (
         "# An agent: `unitgate agent --config THIS`. It opens no port; it connects out to NATS.\n"
-        f"instance_name = {json.dumps(name)}\n\n" + fleet_table(nats_url, credentials)
+        f"instance_name = {json.dumps(name)}\n\n" + fleet_table(plan, plan.directory / f"{name}.nk")
     )
 
 
-def hub_config(nats_url: Sequence[str], credentials: Path, token_entry: str) -> str:
+def hub_config(plan: FleetPlan, token_entry: str) -> str:
     return (
         "# A hub: `unitgate hub --config THIS`. The same API as one server's, over every agent.\n"
         'instance_name = "hub"\nhost = "127.0.0.1"\nport = 8000\n'
         'actions = ["restart", "reload", "start", "stop"]\n\n'
-        + fleet_table(nats_url, credentials)
+        + fleet_table(plan, plan.directory / "hub.nk")
         + "\n"
         + token_entry
     )
 
 
-def write_private(path: Path, text: str) -> None:
-    """Only the owner reads it: seeds are secrets, configs hold token hashes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as file:
-        file.write(text)
-    os.chmod(path, 0o600)
+def server_files(plan: FleetPlan) -> dict[Path, str]:
+    """Every node's config, as the plan has it now."""
+    return {plan.config_path(node): server_config(plan, node) for node in plan.nodes}
+
+
+def _given_tls(tls: TlsPaths, hosts: Sequence[str]) -> TlsPaths:
+    """Certificates of the admin's own PKI, checked before anything is written; referred to
+    where they are, so a renewal in place is taken up by the next reload."""
+    from unitgate.services.fleet import certificates
+
+    paths = TlsPaths(*(str(Path(p).resolve()) for p in (tls.ca, tls.cert, tls.key)))
+    try:
+        files = certificates.TlsFiles(*(Path(p).read_bytes() for p in (paths.ca, paths.cert, paths.key)))
+    except OSError as error:
+        raise PlanError(f"cannot read {error.filename}: {error.strerror}") from None
+    try:
+        certificates.check(files, hosts, certificates.utcnow())
+    except certificates.CertificateProblem as problem:
+        raise PlanError(f"--tls-cert {tls.cert}: {problem}") from None
+    return paths
 
 
 def init(
@@ -118,42 +86,56 @@ def init(
     nats_urls: Sequence[str],
     token_entry: str,
     routes: Sequence[str] = (),
+    tls: TlsPaths | None = None,
 ) -> list[Path]:
     """Write every file of a new fleet into `directory`; refuses to overwrite one. Several
     `nats_urls` are a cluster: `routes` then names each node's cluster address, in order, and
-    each node gets nats-server-N.conf."""
+    each node gets nats-server-N.conf. Clients and routes speak TLS: with the certificates
+    given, or with a CA and a certificate made here."""
     for name in instances:
-        problem = subjects.instance_problem(name)
-        if problem is not None:
-            raise ValueError(f"instance name {name!r} {problem}")
-    if len(set(instances)) != len(instances) or subjects.HUB_USER in instances:
-        raise ValueError(f"instance names must be distinct, and none may be {subjects.HUB_USER!r}")
-    for url in nats_urls:
-        listen_address(url)
+        plans.check_instance(name)
+    if len(set(instances)) != len(instances):
+        raise PlanError("instance names must be distinct")
+    if not nats_urls:
+        raise PlanError("--nats-url names at least one server")
     if len(nats_urls) > 1 and len(routes) != len(nats_urls):
-        raise ValueError("a cluster needs --routes: one nats-route://HOST:PORT per --nats-url, in order")
-    for route in routes:
-        parts = urlsplit(route)
-        if parts.scheme != "nats-route" or not parts.hostname or not parts.port:
-            raise ValueError(f"a route must look like nats-route://HOST:PORT, not {route!r}")
+        raise PlanError("a cluster needs --routes: one nats-route://HOST:PORT per --nats-url, in order")
+    if len(nats_urls) == 1 and routes:
+        raise PlanError("--routes makes a cluster: give every node's client URL in --nats-url, in order")
+    names = plans.hosts(nats_urls, routes)  # checks every URL and route
     directory = directory.resolve()
+    generated = None
+    if tls is not None:
+        tls = _given_tls(tls, names)
+    else:
+        from unitgate.services.fleet import certificates
+
+        generated = certificates.generate(names, certificates.utcnow())
+        tls = TlsPaths(*(str(directory / f) for f in (CA_FILE, CERT_FILE, KEY_FILE)))
+    servers = tuple("tls://{}:{}".format(*plans.listen_address(url)) for url in nats_urls)
     hub = new_nkey()
     agents = {name: new_nkey() for name in instances}
-    files: dict[Path, str] = {}
-    if len(nats_urls) == 1:
-        files[directory / "nats-server.conf"] = server_config(directory, nats_urls[0], hub, agents)
-    for node, url in enumerate(nats_urls if len(nats_urls) > 1 else (), start=1):
-        files[directory / f"nats-server-{node}.conf"] = server_config(
-            directory, url, hub, agents, node, routes
-        )
+    plan = FleetPlan(
+        directory=directory,
+        servers=servers,
+        hub=hub.public,
+        routes=tuple(routes),
+        tls=tls,
+        route_password=secrets.token_urlsafe(32) if routes else None,
+    ).with_instances({name: key.public for name, key in agents.items()})
+    files: dict[Path, str] = {directory / plans.PLAN_FILE: plan.to_json(), **server_files(plan)}
+    if generated is not None:
+        files[directory / CA_FILE] = generated.ca.decode()
+        files[directory / CERT_FILE] = generated.cert.decode()
+        files[directory / KEY_FILE] = generated.key.decode()
     files[directory / "hub.nk"] = hub.seed + "\n"
-    files[directory / "hub.toml"] = hub_config(nats_urls, directory / "hub.nk", token_entry)
+    files[directory / "hub.toml"] = hub_config(plan, token_entry)
     for name, key in agents.items():
         files[directory / f"{name}.nk"] = key.seed + "\n"
-        files[directory / f"{name}.toml"] = agent_config(name, nats_urls, directory / f"{name}.nk")
+        files[directory / f"{name}.toml"] = agent_config(plan, name)
     existing = [str(path) for path in files if path.exists()]
     if existing:
-        raise ValueError(f"refusing to overwrite {', '.join(existing)}")
+        raise PlanError(f"refusing to overwrite {', '.join(existing)}")
     for path, text in files.items():
         write_private(path, text)
     return list(files)

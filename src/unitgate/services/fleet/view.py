@@ -82,11 +82,13 @@ class FleetView:
                 if host.info is not None:  # what it no longer offers is no longer kept
                     kept = set(host.info.services)
                     host.statuses = {n: s for n, s in host.statuses.items() if n in kept}
+                self._forget_if_empty(host)
                 return
             if value is None:
                 gone = host.statuses.pop(parsed.service, None)
                 if gone is not None:
                     self._publish(None, host.name)
+                self._forget_if_empty(host)
                 return
             status = wire.status_from_wire(wire.loads(value), host.name)
         except WireError as error:
@@ -106,6 +108,12 @@ class FleetView:
         host.statuses[status.name] = status
         if previous != status:
             self._publish(status, host.name)
+
+    def _forget_if_empty(self, host: Host) -> None:
+        """A host whose every key is gone (`fleet remove-host` purges them) is no host at all."""
+        if host.info is None and not host.statuses and self.hosts.get(host.name) is host:
+            del self.hosts[host.name]
+            self._publish(None, host.name)
 
     def heard_from(self, name: str) -> None:
         """A heartbeat: the host is online (a change, if it was not)."""
