@@ -27,7 +27,7 @@ def fleet_host(deployed: Deployment, tmp_path: Path) -> Iterator[tuple[Any, str]
     token = fleet_init(tmp_path, "pid1", f"nats://127.0.0.1:{port}")
     nats = demo_fleet.start_nats(tmp_path / "nats-server.conf", port)
     try:
-        for name in ("pid1.toml", "pid1.nk"):
+        for name in ("pid1.toml", "pid1.nk", "ca.pem"):
             deployed.container.run("sh", "-c", f"cat > /root/{name}", input=(tmp_path / name).read_text())
         setup = deployed.sh(
             "/opt/unitgate/bin/unitgate setup --agent --fleet-config /root/pid1.toml --credentials /root/pid1.nk"

@@ -179,7 +179,7 @@ def test_the_agents_process_imports_no_graphql_layer() -> None:
         "import sys; from unitgate import cli, cli_fleet, compose; "
         "from unitgate.services.fleet import agent; "
         "print(sorted({m.split('.')[0] for m in sys.modules} & "
-        "{'strawberry', 'graphql', 'starlette', 'uvicorn', 'prometheus_client'}))"
+        "{'strawberry', 'graphql', 'starlette', 'uvicorn', 'prometheus_client', 'cryptography'}))"
     )
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert loaded.stdout.strip() == "[]"

@@ -162,7 +162,7 @@ def change_host(args: argparse.Namespace) -> int:
     """add-host, remove-host, rotate: applied to every node here, then proven on every server."""
     import nats
 
-    from unitgate.services.fleet import lifecycle
+    from unitgate import fleet_lifecycle as lifecycle
 
     name, directory = args.name, args.dir
     refused = admitted = ""
@@ -243,7 +243,9 @@ def setup_agent(args: argparse.Namespace) -> int:
         raise FleetUsageError(
             "setup --agent needs --fleet-config INSTANCE.toml and --credentials INSTANCE.nk"
         )
-    request = AgentRequest(args.fleet_config, args.credentials, args.restart_via, args.dry_run, args.user)
+    request = AgentRequest(
+        args.fleet_config, args.credentials, args.restart_via, args.dry_run, args.user, args.nats_ca
+    )
     try:
         report = setup_agent(request)
     except SetupError as error:

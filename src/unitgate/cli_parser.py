@@ -195,6 +195,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--credentials", type=Path, metavar="INSTANCE.nk", help="with --agent: the agent's key, beside it"
     )
     setup.add_argument(
+        "--nats-ca",
+        type=Path,
+        metavar="FILE",
+        help="with --agent: the fleet's CA, which the agent trusts NATS by (default: ca.pem beside it)",
+    )
+    setup.add_argument(
         "--nginx",
         action="store_true",
         help="then put nginx in front over TLS: its site, a socket only nginx reaches, a certificate",

@@ -14,6 +14,8 @@ from pathlib import Path
 from unitgate import graphiql_assets
 from unitgate.config import ConfigError, Settings, load_settings
 from unitgate.config_file import file_mode_problem
+from unitgate.doctor_fleet import fleet_findings
+from unitgate.findings import Finding, fail, ok, warn
 from unitgate.privilege import render_polkit_rule, render_sudoers
 from unitgate.services.errors import UnitgateError
 from unitgate.services.systemd.bus import SystemdSignals, bus_address
@@ -34,30 +36,6 @@ SUDOERS_FILE = Path("/etc/sudoers.d/unitgate")
 POLKIT_RULE_FILE = Path("/etc/polkit-1/rules.d/50-unitgate.rules")
 SERVICE_UNIT = "unitgate.service"
 JOURNAL_GROUPS = ("systemd-journal", "adm")
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    check: str
-    status: str  # "ok", "warn" or "FAIL"
-    detail: str
-    fix: str = ""
-
-    def line(self) -> str:
-        text = f"{self.status:<4} {self.check}: {self.detail}"
-        return f"{text}. Fix: {self.fix}" if self.fix else text
-
-
-def ok(check: str, detail: str) -> Finding:
-    return Finding(check, "ok", detail)
-
-
-def warn(check: str, detail: str, fix: str = "") -> Finding:
-    return Finding(check, "warn", detail, fix)
-
-
-def fail(check: str, detail: str, fix: str) -> Finding:
-    return Finding(check, "FAIL", detail, fix)
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,6 +267,8 @@ async def diagnose(
     findings += route_finding(settings, facts, user, root)
     findings += await systemd_findings(settings, environ)
     findings.append(assets_finding(settings))
+    if settings.fleet is not None:
+        findings += await fleet_findings(settings)
     return findings
 
 

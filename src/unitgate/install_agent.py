@@ -32,6 +32,7 @@ AGENT_SERVICE = "unitgate-agent.service"
 class AgentLayout:
     config: Path = Path("/etc/unitgate/agent.toml")
     credentials: Path = Path("/etc/unitgate/agent.nk")
+    ca: Path = Path("/etc/unitgate/nats-ca.pem")
     unit_dir: Path = Path("/etc/systemd/system")
     sudoers: Path = Path("/etc/sudoers.d/unitgate")
     polkit_rule: Path = Path("/etc/polkit-1/rules.d/50-unitgate.rules")
@@ -56,6 +57,7 @@ class AgentRequest:
     restart_via: str | None = None
     dry_run: bool = False
     user: str = "unitgate"
+    ca: Path | None = None  # the fleet's CA; default: ca.pem beside fleet_config
 
 
 def agent_unit_text(executable: str, config: Path) -> str:
@@ -75,12 +77,37 @@ def agent_unit_text(executable: str, config: Path) -> str:
     )
 
 
-def agent_config_text(given: str, credentials: Path, route: str) -> str:
-    """The fleet config as given, its credentials where setup puts them, and the route."""
+def agent_config_text(given: str, credentials: Path, route: str, ca: Path | None = None) -> str:
+    """The fleet config as given, its credentials (and CA) where setup puts them, and the route."""
     text, found = re.subn(r"^credentials\s*=.*$", f'credentials = "{credentials}"', given, flags=re.M)
     if found != 1:
         raise SetupError("the fleet config has no `credentials` line in its [fleet] table")
+    if ca is not None:
+        text, found = re.subn(r"^tls_ca\s*=.*$", f'tls_ca = "{ca}"', text, flags=re.M)
+        if found != 1:
+            raise SetupError("the fleet config has no `tls_ca` line in its [fleet] table")
     return set_key(text, "restart_via", f'"{route}"')
+
+
+def _fleet_ca(request: AgentRequest, named: str | None) -> str | None:
+    """The CA the agent will trust NATS by: given, or ca.pem beside the config (where `fleet
+    init` wrote it); checked to be a certificate in its dates before it is installed."""
+    if named is None:
+        return None
+    from unitgate.services.fleet.certificates import CertificateProblem, check_ca, utcnow
+
+    path = request.ca or request.fleet_config.parent / "ca.pem"
+    try:
+        data = path.read_bytes()
+        check_ca(data, utcnow(), str(path))
+    except OSError as error:
+        raise SetupError(
+            f"cannot read the fleet's CA {path} ({error.strerror}): copy ca.pem beside the config, "
+            "or pass --nats-ca FILE"
+        ) from None
+    except CertificateProblem as problem:
+        raise SetupError(str(problem)) from None
+    return data.decode("ascii")
 
 
 def setup_agent(request: AgentRequest, layout: AgentLayout = AgentLayout()) -> Report:
@@ -103,10 +130,14 @@ def setup_agent(request: AgentRequest, layout: AgentLayout = AgentLayout()) -> R
     route = request.restart_via or (
         "polkit" if settings.restart_via in ("auto", "direct") else settings.restart_via
     )
+    ca = _fleet_ca(request, settings.fleet.tls_ca)
     ensure_user(report, request.user)
     owner = request.user if not report.dry_run else None
     changed = write(report, layout.credentials, seed, 0o640, owner)
-    changed |= write(report, layout.config, agent_config_text(given, layout.credentials, route), 0o640, owner)
+    if ca is not None:
+        changed |= write(report, layout.ca, ca, 0o644)  # a certificate: public, but root's to change
+    installed = agent_config_text(given, layout.credentials, route, layout.ca if ca is not None else None)
+    changed |= write(report, layout.config, installed, 0o640, owner)
     changed |= ensure_privilege(report, layout.privilege(), route, request.user)
     changed |= write(report, layout.unit, agent_unit_text(executable, layout.config), 0o644)
     if route == "sudo":

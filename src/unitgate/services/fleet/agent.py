@@ -268,7 +268,13 @@ async def serve_agent(
     nc: Client | None = None
 
     async def reconnected() -> None:
+        log.warning("fleet: reconnected to NATS; writing every status again")
         agent.rewrite()
+
+    async def disconnected() -> None:
+        # A revoked or rotated key ends here too: the reconnects then fail with "Authorization
+        # Violation" until the host's new key is in place and the agent restarted.
+        log.warning("fleet: disconnected from NATS")
 
     async def errored(error: Exception) -> None:
         log.warning("fleet: %s", error)
@@ -282,6 +288,7 @@ async def serve_agent(
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.5,
             reconnected_cb=reconnected,
+            disconnected_cb=disconnected,
             error_cb=errored,
         )
         await agent.run(nc)

@@ -113,7 +113,7 @@ def init(
         generated = certificates.generate(names, certificates.utcnow())
         tls = TlsPaths(*(str(directory / f) for f in (CA_FILE, CERT_FILE, KEY_FILE)))
     servers = tuple("tls://{}:{}".format(*plans.listen_address(url)) for url in nats_urls)
-    hub = new_nkey()
+    hub, admin = new_nkey(), new_nkey()
     agents = {name: new_nkey() for name in instances}
     plan = FleetPlan(
         directory=directory,
@@ -122,6 +122,7 @@ def init(
         routes=tuple(routes),
         tls=tls,
         route_password=secrets.token_urlsafe(32) if routes else None,
+        admin=admin.public,
     ).with_instances({name: key.public for name, key in agents.items()})
     files: dict[Path, str] = {directory / plans.PLAN_FILE: plan.to_json(), **server_files(plan)}
     if generated is not None:
@@ -129,6 +130,7 @@ def init(
         files[directory / CERT_FILE] = generated.cert.decode()
         files[directory / KEY_FILE] = generated.key.decode()
     files[directory / "hub.nk"] = hub.seed + "\n"
+    files[directory / "admin.nk"] = admin.seed + "\n"  # for `fleet` commands: stays here
     files[directory / "hub.toml"] = hub_config(plan, token_entry)
     for name, key in agents.items():
         files[directory / f"{name}.nk"] = key.seed + "\n"

@@ -68,6 +68,8 @@ def server_config(plan: FleetPlan, node: int = 0) -> str:
     but the route password: it is as private as the seeds."""
     host, port = listen_address(plan.servers[max(node, 1) - 1])
     users = [_user(plan.hub, subjects.hub_permissions())]
+    if plan.admin is not None:
+        users.append(_user(plan.admin, subjects.admin_permissions()))
     users += [_user(key, subjects.agent_permissions(name)) for name, key in plan.instances.items()]
     suffix = f"-{node}" if node else ""
     tls = _tls(plan, verify=False) + "\n" if plan.tls is not None else ""

@@ -41,6 +41,7 @@ class FleetPlan:
     routes: tuple[str, ...] = ()  # one nats-route://HOST:PORT per node, in order: a cluster
     tls: TlsPaths | None = None
     route_password: str | None = None  # what the nodes of a cluster prove to each other
+    admin: str | None = None  # the `fleet` commands' NKEY public key
 
     @property
     def nodes(self) -> tuple[int, ...]:
@@ -65,6 +66,7 @@ class FleetPlan:
             "instances": dict(self.instances),
             "tls": None if self.tls is None else dataclasses.asdict(self.tls),
             "route_password": self.route_password,
+            "admin": self.admin,
         }
         return json.dumps(data, indent=2) + "\n"
 
@@ -112,8 +114,8 @@ def load(directory: Path) -> FleetPlan:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise PlanError(
-            f"{path} does not exist: is {directory} a fleet's directory? (`unitgate fleet init` "
-            "writes it; fleets made before it existed need `fleet init` anew)"
+            f"{directory} is not a fleet's directory: it has no {PLAN_FILE} (`unitgate fleet init` "
+            "writes one; a fleet made before it existed needs `fleet init` anew); pass --dir DIR"
         ) from None
     except (OSError, ValueError) as error:
         raise PlanError(f"cannot read {path}: {error}") from None
@@ -131,6 +133,7 @@ def load(directory: Path) -> FleetPlan:
             hub=str(data["hub"]),
             tls=None if tls is None else TlsPaths(str(tls["ca"]), str(tls["cert"]), str(tls["key"])),
             route_password=None if data["route_password"] is None else str(data["route_password"]),
+            admin=None if data.get("admin") is None else str(data["admin"]),
         ).with_instances(instances)
     except (KeyError, TypeError, AttributeError) as error:
         raise PlanError(f"{path} is not a fleet plan: {error!r}") from None

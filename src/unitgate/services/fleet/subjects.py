@@ -10,6 +10,8 @@ BUCKET = "unitgate"  # the JetStream key-value bucket of every host's latest sta
 STREAM = f"KV_{BUCKET}"  # the stream JetStream keeps the bucket in
 PREFIX = "unitgate"  # every subject of ours begins here
 HUB_USER = "hub"
+# The `fleet` commands' own user: no instance name can begin with "_", so its inboxes are no one's.
+ADMIN_USER = "_admin"
 
 # An instance name is one subject token: no dots, no wildcards, no spaces.
 INSTANCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
@@ -128,4 +130,13 @@ def hub_permissions() -> Permissions:
     return Permissions(
         publish=("$JS.API.>", "$JS.FC.>", "$JS.ACK.>", f"{PREFIX}.*.cmd.>"),
         subscribe=(f"{inbox_prefix(HUB_USER)}.>", heartbeat("*"), f"{PREFIX}.*.logs.>"),
+    )
+
+
+def admin_permissions() -> Permissions:
+    """The `fleet` commands, run where the fleet's directory is: the JetStream API and purge
+    markers in the bucket (what `remove-host` clears a host's keys with), and nothing else."""
+    return Permissions(
+        publish=("$JS.API.>", "$JS.FC.>", "$JS.ACK.>", kv_subject(">")),
+        subscribe=(f"{inbox_prefix(ADMIN_USER)}.>",),
     )

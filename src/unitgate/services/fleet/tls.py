@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -40,3 +41,19 @@ def with_tls(connect: Callable[..., Awaitable[T]], ca_file: str | None) -> Calla
         asyncio_log.addFilter(_not_the_eof_remark)
     context = client_context(ca_file)
     return connect if context is None else functools.partial(connect, tls=context)
+
+
+async def dial_once(
+    connect: Callable[..., Awaitable[T]], servers: list[str], timeout: float, **options: Any
+) -> T:
+    """One connection that gives up: each server tried once, the whole within `timeout`.
+    (nats-py takes max_reconnect_attempts=0 for "for ever", even on a first connect.)"""
+
+    async def quiet(error: Exception) -> None:
+        return None
+
+    options.setdefault("error_cb", quiet)
+    attempt = connect(
+        servers, allow_reconnect=False, max_reconnect_attempts=1, connect_timeout=timeout, **options
+    )
+    return await asyncio.wait_for(attempt, timeout * (len(servers) + 1))

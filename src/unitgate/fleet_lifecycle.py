@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from unitgate import nats_reload as reload
 from unitgate.services.fleet import plan as plans
-from unitgate.services.fleet import reload, subjects
+from unitgate.services.fleet import subjects
 from unitgate.services.fleet.credentials import NKey, agent_config, new_nkey, server_files
 from unitgate.services.fleet.plan import FleetPlan, PlanError, write_private
-from unitgate.services.fleet.tls import with_tls
+from unitgate.services.fleet.tls import dial_once, with_tls
 
 CONFIRM_TIMEOUT = 10.0  # seconds every server has to show a reload took
 _RETRY = 0.05
@@ -128,22 +129,13 @@ Connect = Callable[..., Awaitable[Any]]
 async def _try(connect: Connect, plan: FleetPlan, url: str, seed: str) -> bool | None:
     """True: this key is let in; False: refused as unauthorized; None: the server did not answer."""
     try:
-        nc = await with_tls(connect, plan.tls.ca if plan.tls else None)(
-            [url],
-            nkeys_seed_str=seed,
-            allow_reconnect=False,
-            connect_timeout=2,
-            max_reconnect_attempts=0,
-            error_cb=_quiet,
+        nc = await dial_once(
+            with_tls(connect, plan.tls.ca if plan.tls else None), [url], 2.0, nkeys_seed_str=seed
         )
     except Exception as error:
         return False if "authorization violation" in str(error).lower() else None
     await nc.close()
     return True
-
-
-async def _quiet(error: Exception) -> None:
-    return None
 
 
 async def confirm(connect: Connect, plan: FleetPlan, refused: str = "", admitted: str = "") -> list[str]:
@@ -165,24 +157,33 @@ async def confirm(connect: Connect, plan: FleetPlan, refused: str = "", admitted
 
 
 async def purge_host(connect: Connect, plan: FleetPlan, name: str) -> int:
-    """Every key of `name` purged from the bucket, as the hub's user: each hub's watch sees the
-    purges and forgets the host. How many keys there were."""
-    from nats.js.errors import BucketNotFoundError, NoKeysError
+    """Every key of `name` purged from the bucket, as the fleet's admin user (a hub may write no
+    key): each hub's watch sees the purges and forgets the host. How many keys there were."""
+    from nats.js.errors import BucketNotFoundError
 
-    nc = await with_tls(connect, plan.tls.ca if plan.tls else None)(
+    nc = await dial_once(
+        with_tls(connect, plan.tls.ca if plan.tls else None),
         list(plan.servers),
-        nkeys_seed=str(plan.directory / "hub.nk"),
-        inbox_prefix=subjects.inbox_prefix(subjects.HUB_USER),
-        allow_reconnect=False,
-        connect_timeout=5,
-        error_cb=_quiet,
+        5.0,
+        nkeys_seed=str(plan.directory / "admin.nk"),
+        inbox_prefix=subjects.inbox_prefix(subjects.ADMIN_USER),
     )
     try:
         try:
             kv = await nc.jetstream().key_value(subjects.BUCKET)
-            keys = await kv.keys(filters=[f"{name}.>"])
-        except (BucketNotFoundError, NoKeysError):
+        except BucketNotFoundError:
             return 0
+        # The server picks the host's keys by subject (kv.keys' filters match substrings, so
+        # "web2.>" would find nothing and "web2" would find web20's keys too).
+        watcher = await kv.watch(f"{name}.>", ignore_deletes=True, meta_only=True)
+        keys = []
+        try:
+            async for entry in watcher:
+                if entry is None:  # the end of the current values
+                    break
+                keys.append(entry.key)
+        finally:
+            await watcher.stop()
         for key in keys:
             await kv.purge(key)
         return len(keys)
