@@ -33,6 +33,11 @@ def fleet_host(deployed: Deployment, tmp_path: Path) -> Iterator[tuple[Any, str]
             "/opt/unitgate/bin/unitgate setup --agent --fleet-config /root/pid1.toml --credentials /root/pid1.nk"
         )
         assert "unitgate-agent.service" in setup.stdout
+        # The fleet's CA is installed beside the key, and the agent dials TLS trusting it alone.
+        installed = deployed.sh("cat /etc/unitgate/agent.toml").stdout
+        assert 'tls_ca = "/etc/unitgate/nats-ca.pem"' in installed
+        assert "tls://127.0.0.1:" in installed
+        assert deployed.sh("cat /etc/unitgate/nats-ca.pem").stdout == (tmp_path / "ca.pem").read_text()
         settings = load_settings(tmp_path / "hub.toml", {"port": free_port()})
         control = build_fleet_control(settings)
         with serve(create_app(settings, control), cast(Any, control)) as hub:
