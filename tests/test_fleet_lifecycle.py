@@ -30,6 +30,7 @@ from unitgate.services.fleet import certificates, credentials
 
 pytestmark = pytest.mark.timeout(180)
 FLEET = [sys.executable, "-m", "unitgate", "fleet"]
+HUB = [sys.executable, "-m", "unitgate", "hub", "--config"]
 
 
 @dataclass
@@ -229,3 +230,29 @@ async def test_doctor_tells_a_key_let_in_from_one_refused_a_wrong_ca_and_no_serv
         [finding] = await nats_findings(settings, nats.connect)
         assert finding.status == "FAIL", (said, finding.line())
         assert said in finding.detail, finding.line()
+
+
+def test_hub_takes_host_and_port_over_its_file(life: Life) -> None:
+    port = free_port()  # hub.toml says 8000; the flags win
+    hub = subprocess.Popen(
+        [*HUB, str(life.directory / "hub.toml"), "--host", "127.0.0.1", "--port", str(port)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert hub.stderr is not None
+        for line in hub.stderr:  # its own word that it listens, and where
+            if "Uvicorn running" in line:
+                break
+        assert f"http://127.0.0.1:{port}" in line
+        answer = httpx.post(
+            f"http://127.0.0.1:{port}/graphql",
+            json={"query": "{ instances { name } }"},
+            headers={"Authorization": f"Bearer {life.token}", "Host": "localhost"},
+            timeout=30,
+        )
+        assert {i["name"] for i in answer.json()["data"]["instances"]} >= {"web1"}
+    finally:
+        stop(cast(Any, hub))
+        assert hub.stderr is not None
+        hub.stderr.close()
