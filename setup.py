@@ -22,14 +22,15 @@ class BuildPyWithGraphiQL(build_py):
         checked_out = HERE / "src" / "unitgate" / "static" / "graphiql"
         sys.path.insert(0, str(HERE / "src"))
         try:
-            from unitgate import graphiql_assets
+            from unitgate.deploy import graphiql_fetch
+            from unitgate.view import graphiql_assets
         finally:
             sys.path.pop(0)
         assets = graphiql_assets.vendored_assets()
         if checked_out.is_dir() and not graphiql_assets.missing(checked_out, assets):
             shutil.copytree(checked_out, target, dirs_exist_ok=True)  # already fetched and checked
         elif shutil.which("npm"):
-            graphiql_assets.fetch(target)  # refuses any file whose hash does not match
+            graphiql_fetch.fetch(target)  # refuses any file whose hash does not match
         else:
             print(
                 "warning: npm is not installed, so this wheel has no GraphiQL files (the page will "

@@ -28,7 +28,7 @@ from tests.helpers import free_port
 from bench import fleet
 from bench.http_client import ReplayClient
 from bench.subscribers import subscribers
-from unitgate.sandbox import UserManagerSandbox
+from unitgate.sandbox.manager import UserManagerSandbox
 from unitgate.services.policy.tokens import new_token, token_sha256
 from unitgate.services.systemd.allowlist import DEFAULT_ALLOWLIST
 from unitgate.services.systemd.status import SHOW_PROPERTIES

@@ -25,9 +25,9 @@ from tests.helpers import fleet_init, free_port
 from bench.fleet_hosts import SERVICES
 from bench.fleet_page import card_latencies
 from bench.http_client import ReplayClient
-from unitgate import demo_fleet
-from unitgate.install import set_key
-from unitgate.sandbox import UserManagerSandbox
+from unitgate.deploy.install import set_key
+from unitgate.sandbox import demo_fleet
+from unitgate.sandbox.manager import UserManagerSandbox
 
 HOSTS_PER_PROCESS = 50
 SUBSCRIBERS = 1000

@@ -19,7 +19,7 @@ from pathlib import Path
 import nats
 
 from bench.subscribers import commands
-from unitgate.config import load_settings
+from unitgate.config.settings import load_settings
 from unitgate.services.errors import ServiceNotAllowed, UnitgateError
 from unitgate.services.fleet.agent import Agent, serve_agent
 from unitgate.services.fleet.tls import with_tls

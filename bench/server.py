@@ -11,9 +11,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from unitgate.app import build_control, create_app
-from unitgate.config import Settings
-from unitgate.edge import uvicorn_options
+from unitgate.config.settings import Settings
+from unitgate.server.app import build_control, create_app
+from unitgate.server.edge import uvicorn_options
 
 
 def rss_bytes() -> int:

@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 from types import TracebackType
 
-from unitgate.sandbox_host import process_tree
+from unitgate.sandbox.host import process_tree
 
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 

@@ -13,10 +13,10 @@ import pytest
 from tests.helpers import fleet_init, free_port, serve
 
 from e2e.conftest import Deployment
-from unitgate import demo_fleet
-from unitgate.app import create_app
-from unitgate.cli_fleet import build_fleet_control
-from unitgate.config import load_settings
+from unitgate.cli.fleet import build_fleet_control
+from unitgate.config.settings import load_settings
+from unitgate.sandbox import demo_fleet
+from unitgate.server.app import create_app
 
 
 @pytest.fixture

@@ -28,8 +28,8 @@ from tests.helpers import (
     serve,
 )
 from tests.units import STARTED, UNITS
-from unitgate.app import build_control, create_app
-from unitgate.sandbox import SYSTEMD, UserManagerSandbox
+from unitgate.sandbox.manager import SYSTEMD, UserManagerSandbox
+from unitgate.server.app import build_control, create_app
 from unitgate.services.policy.control import ServiceControl
 from unitgate.services.policy.tokens import token_sha256
 

@@ -23,10 +23,10 @@ import nats
 import uvicorn
 from nats.aio.client import Client as NATS
 
-from unitgate.config import Settings
-from unitgate.edge import uvicorn_options
-from unitgate.sandbox import UserManagerSandbox
-from unitgate.sandbox_host import process_tree
+from unitgate.config.settings import Settings
+from unitgate.sandbox.host import process_tree
+from unitgate.sandbox.manager import UserManagerSandbox
+from unitgate.server.edge import uvicorn_options
 from unitgate.services.fleet.tls import with_tls
 from unitgate.services.policy.access import Role, scoped_actor
 from unitgate.services.policy.control import ServiceControl

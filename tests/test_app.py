@@ -24,8 +24,8 @@ from tests.helpers import (
     sandbox_settings,
 )
 from tests.units import FAILING, HANGING, HEALTHY, MISSING
-from unitgate.app import create_app
-from unitgate.sandbox import UserManagerSandbox
+from unitgate.sandbox.manager import UserManagerSandbox
+from unitgate.server.app import create_app
 from unitgate.services.policy.control import ServiceControl
 
 

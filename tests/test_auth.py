@@ -15,9 +15,9 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.helpers import OPERATOR_TOKEN, RESTART, SERVICE, VIEWER_TOKEN, RunningServer, post
 from tests.units import HEALTHY, starts
-from unitgate.config import load_settings
-from unitgate.config_tables import TokenConfig
-from unitgate.sandbox import UserManagerSandbox
+from unitgate.config.settings import load_settings
+from unitgate.config.tables import TokenConfig
+from unitgate.sandbox.manager import UserManagerSandbox
 from unitgate.services.policy.access import Actor, Role
 from unitgate.services.policy.tokens import Authenticator, new_token, token_sha256
 from unitgate.services.systemd.units import DEFAULT_ACTIONS

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import free_port, running
-from unitgate.sandbox_host import descendants
+from unitgate.sandbox.host import descendants
 
 UNITGATE = [sys.executable, "-m", "unitgate"]
 

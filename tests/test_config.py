@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from unitgate.config import DEPRECATED_KEYS, ConfigError, Settings, load_settings
+from unitgate.config.settings import DEPRECATED_KEYS, ConfigError, Settings, load_settings
 from unitgate.services.systemd.allowlist import DEFAULT_ALLOWLIST
 from unitgate.services.systemd.route import RestartVia
 from unitgate.services.systemd.units import Scope

@@ -17,7 +17,7 @@ from playwright.sync_api import Browser, Page, Route, sync_playwright
 
 from tests.helpers import CHROMIUM_ARGS, OPERATOR_TOKEN, VIEWER_TOKEN, RunningServer, wait_until
 from tests.units import CRASHY, FAILING, HEALTHY
-from unitgate.sandbox import UserManagerSandbox
+from unitgate.sandbox.manager import UserManagerSandbox
 
 pytestmark = pytest.mark.timeout(120)
 ARTIFACTS = Path(__file__).parents[1] / "artifacts"

@@ -15,9 +15,9 @@ from websockets.typing import Subprotocol
 
 from tests.helpers import RunningServer
 from tests.units import CRASHY, HEALTHY
-from unitgate.config import ConfigError, load_settings
-from unitgate.privilege import render_polkit_rule, render_sudoers
-from unitgate.sandbox import UserManagerSandbox
+from unitgate.config.settings import ConfigError, load_settings
+from unitgate.deploy.privilege import render_polkit_rule, render_sudoers
+from unitgate.sandbox.manager import UserManagerSandbox
 from unitgate.services.policy.tokens import new_token, token_sha256
 from unitgate.services.systemd.allowlist import DEFAULT_ALLOWLIST, Allowlist
 from unitgate.services.systemd.units import UnitVerb
@@ -60,7 +60,7 @@ MUTATION = """mutation($name: String!) {{ {action}Service(name: $name) {{
 @pytest.fixture(scope="module")
 def delegation_server(sandbox: UserManagerSandbox) -> Iterator[RunningServer]:
     from tests.helpers import sandbox_settings, serve
-    from unitgate.app import build_control, create_app
+    from unitgate.server.app import build_control, create_app
 
     tokens = [{"name": n, "sha256": token_sha256(t), **SCOPES[n]} for n, t in TOKENS.items()]
     settings = sandbox_settings(

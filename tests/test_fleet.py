@@ -31,11 +31,11 @@ from tests.helpers import (
     serve,
 )
 from tests.units import CRASHY, HEALTHY, LOGGY, STARTED, UNITS
-from unitgate import demo_fleet
-from unitgate.app import create_app
-from unitgate.cli_fleet import build_fleet_control
-from unitgate.config import load_settings
-from unitgate.sandbox import UserManagerSandbox
+from unitgate.cli.fleet import build_fleet_control
+from unitgate.config.settings import load_settings
+from unitgate.sandbox import demo_fleet
+from unitgate.sandbox.manager import UserManagerSandbox
+from unitgate.server.app import create_app
 from unitgate.services.fleet import subjects
 from unitgate.services.policy.tokens import new_token, token_sha256
 

@@ -19,7 +19,7 @@ import pytest
 from playwright.sync_api import Page, sync_playwright
 
 from tests.helpers import CHROMIUM_ARGS, free_port
-from unitgate.sandbox_host import process_tree
+from unitgate.sandbox.host import process_tree
 
 pytestmark = pytest.mark.timeout(240)
 ARTIFACTS = Path(__file__).parents[1] / "artifacts"

@@ -23,9 +23,9 @@ import pytest
 from tests.helpers import RunningServer, agent_on_sandbox, fleet_init, free_port
 from tests.test_fleet import hub_server, start_nats, stop, until
 from tests.units import CRASHY, STARTED, UNITS
-from unitgate.config import load_settings
-from unitgate.doctor_fleet import nats_findings
-from unitgate.sandbox import UserManagerSandbox
+from unitgate.config.settings import load_settings
+from unitgate.deploy.doctor_fleet import nats_findings
+from unitgate.sandbox.manager import UserManagerSandbox
 from unitgate.services.fleet import certificates, credentials
 
 pytestmark = pytest.mark.timeout(180)

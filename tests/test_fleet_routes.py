@@ -22,8 +22,8 @@ from nats.errors import NoRespondersError
 
 from tests.helpers import agent_on_sandbox, fleet_connect, fleet_init, free_port
 from tests.test_fleet import start_nats, stop, until
-from unitgate import demo_fleet
-from unitgate.sandbox import UserManagerSandbox
+from unitgate.sandbox import demo_fleet
+from unitgate.sandbox.manager import UserManagerSandbox
 from unitgate.services.fleet import plan as plans
 from unitgate.services.fleet import subjects
 

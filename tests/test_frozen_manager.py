@@ -21,7 +21,7 @@ from websockets.typing import Subprotocol
 
 from tests.helpers import OPERATOR_TOKEN, RunningServer, bearer, post
 from tests.units import HEALTHY
-from unitgate.sandbox import UserManagerSandbox
+from unitgate.sandbox.manager import UserManagerSandbox
 
 pytestmark = pytest.mark.timeout(120)
 

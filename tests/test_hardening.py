@@ -30,10 +30,10 @@ from tests.helpers import (
     stderr_lines,
 )
 from tests.units import HEALTHY
-from unitgate.app import create_app
-from unitgate.config_file import file_mode_problem
-from unitgate.install import Report, write
-from unitgate.sandbox import UserManagerSandbox
+from unitgate.config.file import file_mode_problem
+from unitgate.deploy.install import Report, write
+from unitgate.sandbox.manager import UserManagerSandbox
+from unitgate.server.app import create_app
 from unitgate.services.errors import ActionInProgress, RateLimited
 from unitgate.services.policy.access import Role, scoped_actor
 from unitgate.services.policy.control import ServiceControl

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import OPERATOR, started_unit, wait_until
-from unitgate.sandbox import UserManagerSandbox
+from unitgate.sandbox.manager import UserManagerSandbox
 from unitgate.services.errors import ServiceNotAllowed
 from unitgate.services.policy.access import Role, scoped_actor
 from unitgate.services.policy.control import ServiceControl

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from unitgate.config import load_settings
-from unitgate.install import config_text, set_key, shipped, unit_text
+from unitgate.config.settings import load_settings
+from unitgate.deploy.install import config_text, set_key, shipped, unit_text
 from unitgate.services.policy.access import Role
 from unitgate.services.policy.tokens import config_snippet, new_token, token_sha256
 

@@ -16,7 +16,7 @@ from websockets.typing import Origin, Subprotocol
 
 from tests.helpers import OPERATOR, OPERATOR_TOKEN, RESTART, RunningServer, bearer, post
 from tests.units import HEALTHY, starts
-from unitgate.sandbox import UserManagerSandbox
+from unitgate.sandbox.manager import UserManagerSandbox
 from unitgate.services.errors import ActionInProgress, RateLimited
 from unitgate.services.policy.control import ServiceControl
 from unitgate.services.policy.guard import ActionGuard, RateLimit, retry_after

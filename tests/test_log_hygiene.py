@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from unitgate import log_hygiene
-from unitgate.log_hygiene import RateLimitRepeats, kind_of
+from unitgate.server import log_hygiene
+from unitgate.server.log_hygiene import RateLimitRepeats, kind_of
 
 
 def record(name: str, message: str) -> logging.LogRecord:

@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.helpers import VIEWER_TOKEN, RunningServer, bearer
 from tests.units import CRASHY, FAILING, HEALTHY, MISSING
-from unitgate.sandbox import UserManagerSandbox
+from unitgate.sandbox.manager import UserManagerSandbox
 
 ROOT = Path(__file__).parents[1]
 RULES = ROOT / "deploy" / "prometheus" / "unitgate-alerts.yml"

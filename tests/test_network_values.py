@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from unitgate.config import ConfigError, load_settings
-from unitgate.network import AllowedHosts, TrustedProxies, default_hosts, host_name, parse_address
+from unitgate.config.network import AllowedHosts, TrustedProxies, default_hosts, host_name, parse_address
+from unitgate.config.settings import ConfigError, load_settings
 from unitgate.view.ws_admission import AdmissionLimits, WebSocketAdmission
 
 PROXY = ("127.0.0.1", 40000)

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from unitgate.config import load_settings
-from unitgate.edge_limits import EdgeLimits
-from unitgate.install import Layout, Report
-from unitgate.install_nginx import ensure_config
-from unitgate.nginx_site import Site, nginx_user, render, server_name_problem, socket_unit
+from unitgate.config.edge_limits import EdgeLimits
+from unitgate.config.settings import load_settings
+from unitgate.deploy.install import Layout, Report
+from unitgate.deploy.nginx import ensure_config
+from unitgate.deploy.nginx_site import Site, nginx_user, render, server_name_problem, socket_unit
 
 SITE = Site("unitgate.example", "/etc/ssl/u.pem", "/etc/ssl/u.key")
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.helpers import OPERATOR, started_unit
-from unitgate.sandbox import UserManagerSandbox
+from unitgate.sandbox.manager import UserManagerSandbox
 from unitgate.services.errors import ReloadFailed
 from unitgate.services.policy.control import ServiceControl
 
@@ -42,7 +42,7 @@ async def test_a_reload_that_keeps_it_running_is_a_success(control: ServiceContr
 
 
 def test_the_demo_nginx_survives_a_reload(own_systemd: None) -> None:
-    from unitgate.demo import demo_sandbox
+    from unitgate.sandbox.demo import demo_sandbox
 
     with demo_sandbox() as demo:
         before = demo.show("nginx.service", "MainPID")["MainPID"]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from unitgate.privilege import render_polkit_rule, render_sudoers
+from unitgate.deploy.privilege import render_polkit_rule, render_sudoers
 from unitgate.services.systemd.allowlist import DEFAULT_ALLOWLIST, Allowlist
 
 ROOT = Path(__file__).parents[1]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from tests.helpers import running
 from tests.units import HEALTHY
-from unitgate.sandbox import UserManagerSandbox
-from unitgate.sandbox_host import cgroup_mounts, descendants
+from unitgate.sandbox.host import cgroup_mounts, descendants
+from unitgate.sandbox.manager import UserManagerSandbox
 
 UNIT = {f"{HEALTHY}.service": "[Service]\nExecStart=/bin/sleep infinity\n"}
 

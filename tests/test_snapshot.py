@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from tests.helpers import OPERATOR, bearer, sandbox_settings, started_unit, wait_until
-from unitgate.app import build_control, create_app
-from unitgate.sandbox import UserManagerSandbox
+from unitgate.sandbox.manager import UserManagerSandbox
+from unitgate.server.app import build_control, create_app
 from unitgate.services.live.snapshot import Mode
 from unitgate.services.policy.control import ServiceControl
 from unitgate.services.systemd.bus import SystemdSignals

@@ -12,7 +12,7 @@ import pytest
 
 from tests.helpers import RunningServer, post, wait_until
 from tests.units import HEALTHY
-from unitgate.sandbox import UserManagerSandbox
+from unitgate.sandbox.manager import UserManagerSandbox
 
 CRASHING, KILLED = "ufw", "php8.4-fpm"  # allowlisted, and no other test's
 UNITS = {

@@ -14,7 +14,7 @@ from gql.transport.websockets import WebsocketsTransport
 
 from tests.helpers import OPERATOR_TOKEN, RESTART, RunningServer, post, wait_until
 from tests.units import CRASHY, HEALTHY, MISSING
-from unitgate.sandbox import UserManagerSandbox
+from unitgate.sandbox.manager import UserManagerSandbox
 
 pytestmark = pytest.mark.timeout(60)
 

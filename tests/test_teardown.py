@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import running, wait_until
-from unitgate.sandbox_host import cgroup_pids, descendants, remove_cgroups
+from unitgate.sandbox.host import cgroup_pids, descendants, remove_cgroups
 
 ROOT = Path(__file__).parents[1]
 PROBE = Path(__file__).parent / "probes" / "probe_sandbox.py"

@@ -17,7 +17,7 @@ from websockets.typing import Subprotocol
 
 from tests.helpers import OPERATOR_TOKEN, RunningServer, bearer
 from tests.units import HEALTHY
-from unitgate.config import ConfigError, load_settings
+from unitgate.config.settings import ConfigError, load_settings
 from unitgate.view.trusted_documents import document_hash, load_manifest
 
 QUERY = "query Services { services { __typename } }\n"

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from unitgate.ws_protocol import Flag, Mailbox
+from unitgate.server.ws_protocol import Flag, Mailbox
 
 
 async def test_a_mailbox_hands_out_in_order_and_waits_when_empty() -> None:

@@ -1,5 +1,5 @@
 """Entry point for `python -m unitgate`."""
 
-from unitgate.cli import main
+from unitgate.cli.main import main
 
 raise SystemExit(main())

@@ -9,7 +9,7 @@ import socket
 from collections.abc import Mapping
 from pathlib import Path
 
-from unitgate.config import Settings
+from unitgate.config.settings import Settings
 from unitgate.services.live.log_follower import LogFollowers
 from unitgate.services.live.reads import StatusReads
 from unitgate.services.live.watcher import StatusWatcher

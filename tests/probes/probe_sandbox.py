@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from unitgate.sandbox import UserManagerSandbox
+from unitgate.sandbox.manager import UserManagerSandbox
 
 
 def test_hold_the_sandbox(sandbox: UserManagerSandbox) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from tests.helpers import OPERATOR
 from tests.units import CRASHY, FAILING, HANGING, HEALTHY, LOGGY, MISSING
-from unitgate.sandbox import UserManagerSandbox
+from unitgate.sandbox.manager import UserManagerSandbox
 from unitgate.services.errors import ServiceNotAllowed, ServiceNotFound
 from unitgate.services.policy.control import ServiceControl, StatusEvent
 from unitgate.services.systemd.status import UnitStatus

@@ -10,8 +10,8 @@ import pytest
 
 from tests.helpers import OPERATOR, sandbox_settings
 from tests.units import CRASHY, HEALTHY, STARTED, UNITS
-from unitgate.app import build_control
-from unitgate.sandbox import UserManagerSandbox
+from unitgate.sandbox.manager import UserManagerSandbox
+from unitgate.server.app import build_control
 from unitgate.services.live.snapshot import Mode
 from unitgate.services.policy.control import ServiceControl, StatusEvent
 from unitgate.services.systemd.allowlist import DEFAULT_ALLOWLIST

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from unitgate import fleet_lifecycle, nats_reload
-from unitgate.config import load_settings
-from unitgate.doctor_fleet import ca_finding, key_finding
+from unitgate.config.settings import load_settings
+from unitgate.deploy import fleet_hosts as fleet_lifecycle
+from unitgate.deploy import nats_reload
+from unitgate.deploy.doctor_fleet import ca_finding, key_finding
 from unitgate.services.fleet import certificates, credentials, nats_config
 from unitgate.services.fleet import plan as plans
 from unitgate.services.fleet.certificates import CertificateProblem, TlsFiles

@@ -12,7 +12,7 @@ import pytest
 
 from tests.helpers import OPERATOR, VIEWER
 from tests.units import FAILING, HEALTHY, LOGGY, LONG_LINE, MISSING
-from unitgate.sandbox import UserManagerSandbox
+from unitgate.sandbox.manager import UserManagerSandbox
 from unitgate.services.errors import (
     Forbidden,
     InvalidCursor,

@@ -12,7 +12,7 @@ import pytest
 
 from tests.helpers import HOSTILE_NAMES, OPERATOR, children
 from tests.units import FAILING, HANGING, HEALTHY, MISSING
-from unitgate.sandbox import UserManagerSandbox
+from unitgate.sandbox.manager import UserManagerSandbox
 from unitgate.services.errors import (
     CommandTimeout,
     RestartFailed,

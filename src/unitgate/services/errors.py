@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # only for annotations: logs.py raises InvalidCursor from here
-    from unitgate.services.systemd.logs import LogEntry
+    from unitgate.services.systemd.log_entry import LogEntry
 
 
 class UnitgateError(Exception):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from unitgate.network import TrustedProxies
+from unitgate.config.network import TrustedProxies
 
 
 class ForwardedFor:

@@ -13,11 +13,11 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
-from unitgate.graphiql_assets import CDN, offline_page, session_only
 from unitgate.resolvers import Context
 from unitgate.services.facade import Facade
 from unitgate.services.policy.tokens import Authenticator
 from unitgate.view.auth import UNAUTHENTICATED, authenticate, authorization_param, client_address
+from unitgate.view.graphiql_assets import CDN, offline_page, session_only
 from unitgate.view.json_guard import decode_guarded
 from unitgate.view.media import GRAPHQL_RESPONSE_JSON, is_request_error, negotiate_media_type
 from unitgate.view.page_headers import inline_sources, page_headers, page_policy

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from unitgate.network import AllowedHosts
+from unitgate.config.network import AllowedHosts
 
 REFUSAL = b"unitgate answers only for the host names in its allowed_hosts setting\n"
 

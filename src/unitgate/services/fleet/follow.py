@@ -8,25 +8,38 @@ import asyncio
 import contextlib
 import secrets
 from collections.abc import AsyncGenerator
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from nats.aio.msg import Msg
 
 from unitgate.services import errors
 from unitgate.services.errors import UnitgateError
 from unitgate.services.fleet import subjects, wire
-from unitgate.services.fleet.hub import answer_of
+from unitgate.services.fleet.hub import HubLink, answer_of
+from unitgate.services.fleet.view import Host
 from unitgate.services.policy.access import Actor
+from unitgate.services.policy.audit import AuditLog
 from unitgate.services.systemd.logs import MAX_LINES, LogEntry
-
-if TYPE_CHECKING:
-    from unitgate.services.fleet.control import FleetControl
 
 _FOLLOW_QUEUE = 1000  # batches a slow follower may have waiting before it is ended
 
 
+class FollowSource(Protocol):
+    """What a follow needs of the hub's facade (FleetControl): its checks, its link, its count."""
+
+    audit: AuditLog
+    link: HubLink
+    request_timeout: float
+    streams: int
+
+    async def ready(self) -> None: ...
+    def host(self, instance: str | None, actor: Actor) -> Host: ...
+    def require_logs(self, host: Host, name: str, actor: Actor) -> None: ...
+    def caller(self, actor: Actor) -> dict[str, Any]: ...
+
+
 async def follow(
-    fleet: FleetControl, name: str, actor: Actor, after_cursor: str | None, instance: str | None
+    fleet: FollowSource, name: str, actor: Actor, after_cursor: str | None, instance: str | None
 ) -> AsyncGenerator[LogEntry | UnitgateError, None]:
     """The agent's lines as it sends them; each batch is answered, so an agent whose hub
     went away stops."""

@@ -5,24 +5,15 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from unitgate.services.errors import InvalidCursor
+from unitgate.services.systemd.log_entry import LogEntry as LogEntry  # its home, for its users
 
 MAX_LINES = 500  # journal lines one request may ask of one service
 # What journald's cursors are made of ("s=…;i=…;b=…;m=…;t=…;x=…"); anything else never reaches
 # journalctl's command line.
 _CURSOR = re.compile(r"[A-Za-z0-9=;_-]{1,512}")
-
-
-@dataclass(frozen=True, slots=True)
-class LogEntry:
-    time: datetime
-    priority: int | None
-    pid: int | None
-    message: str
-    cursor: str
 
 
 def parse_entry(line: bytes | str) -> LogEntry | None:

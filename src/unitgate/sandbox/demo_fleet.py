@@ -14,8 +14,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from unitgate.demo import demo_sandbox
-from unitgate.sandbox import UserManagerSandbox
+from unitgate.sandbox.demo import demo_sandbox
+from unitgate.sandbox.manager import UserManagerSandbox
 from unitgate.services.fleet import credentials
 
 INSTANCES = ("web1", "web2", "web3")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-from unitgate.config import ConfigError, Settings
+from unitgate.config.settings import ConfigError, Settings
 
 
 def file_mode_problem(mode: int, holds_tokens: bool) -> str | None:

@@ -16,11 +16,10 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from unitgate.config import Settings, load_settings
-from unitgate.install import Layout, Report, SetupError, run_checked, set_key, write
-from unitgate.listen import tls_problem
-from unitgate.network import default_hosts, is_address
-from unitgate.nginx_site import (
+from unitgate.config.network import default_hosts, is_address
+from unitgate.config.settings import Settings, load_settings
+from unitgate.deploy.install import Layout, Report, SetupError, run_checked, set_key, write
+from unitgate.deploy.nginx_site import (
     SOCKET_UNIT,
     TRUSTED_PROXIES,
     Site,
@@ -29,6 +28,7 @@ from unitgate.nginx_site import (
     server_name_problem,
     socket_unit,
 )
+from unitgate.server.listen import tls_problem
 
 SITE_NAME = "unitgate"
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping, MutableMapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from unitgate.config import Settings
+    from unitgate.config.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def run(app: object, settings: Settings) -> None:
     """Serve `app` until a signal stops it."""
     import uvicorn
 
-    from unitgate.edge import uvicorn_options
+    from unitgate.server.edge import uvicorn_options
 
     tls: dict[str, str] = {}
     if settings.tls_certfile is not None and settings.tls_keyfile is not None:

@@ -9,8 +9,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from unitgate.config import load_settings
-from unitgate.install import (
+from unitgate.config.settings import load_settings
+from unitgate.deploy.install import (
     SERVICE,
     Layout,
     Report,
@@ -23,7 +23,7 @@ from unitgate.install import (
     shipped,
     write,
 )
-from unitgate.privilege import check_user_name
+from unitgate.deploy.privilege import check_user_name
 
 AGENT_SERVICE = "unitgate-agent.service"
 

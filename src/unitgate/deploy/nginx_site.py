@@ -8,7 +8,7 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 
-from unitgate.edge_limits import EdgeLimits
+from unitgate.config.edge_limits import EdgeLimits
 
 # Made by systemd (unitgate.socket) for nginx's group alone, handed to unitgate.service.
 SOCKET = "/run/unitgate/http.sock"

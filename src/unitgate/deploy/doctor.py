@@ -11,12 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from unitgate import graphiql_assets
-from unitgate.config import ConfigError, Settings, load_settings
-from unitgate.config_file import file_mode_problem
-from unitgate.doctor_fleet import fleet_findings
-from unitgate.findings import Finding, fail, ok, warn
-from unitgate.privilege import render_polkit_rule, render_sudoers
+from unitgate.config.file import file_mode_problem
+from unitgate.config.settings import ConfigError, Settings, load_settings
+from unitgate.deploy.doctor_fleet import fleet_findings
+from unitgate.deploy.findings import Finding, fail, ok, warn
+from unitgate.deploy.privilege import render_polkit_rule, render_sudoers
 from unitgate.services.errors import UnitgateError
 from unitgate.services.systemd.bus import SystemdSignals, bus_address
 from unitgate.services.systemd.journal import Journal
@@ -31,6 +30,7 @@ from unitgate.services.systemd.route import (
 from unitgate.services.systemd.runner import ProcessRunner
 from unitgate.services.systemd.systemctl import Systemctl, systemctl_environment
 from unitgate.services.systemd.units import Scope
+from unitgate.view import graphiql_assets
 
 SUDOERS_FILE = Path("/etc/sudoers.d/unitgate")
 POLKIT_RULE_FILE = Path("/etc/polkit-1/rules.d/50-unitgate.rules")

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 
-from unitgate.sandbox_host import cgroup_pids, descendants, make_cgroups, remove_cgroups
+from unitgate.sandbox.host import cgroup_pids, descendants, make_cgroups, remove_cgroups
 
 SYSTEMD = "/usr/lib/systemd/systemd"
 TARGET = "unitgate-sandbox.target"

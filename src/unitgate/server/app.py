@@ -16,16 +16,17 @@ from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from unitgate import graphiql_assets, log_hygiene
 from unitgate.compose import build_control as build_control
-from unitgate.config import Settings
-from unitgate.network import TrustedProxies
+from unitgate.config.network import TrustedProxies
+from unitgate.config.settings import Settings
 from unitgate.schema.limits import DocumentLimits
 from unitgate.schema.root import build_schema
+from unitgate.server import log_hygiene
 from unitgate.services.facade import Facade
 from unitgate.services.host import HostFacade
 from unitgate.services.policy.control import ServiceControl
 from unitgate.services.policy.tokens import Authenticator
+from unitgate.view import graphiql_assets
 from unitgate.view.auth import authenticate
 from unitgate.view.auth_gate import AuthGate
 from unitgate.view.body_limit import BodilessElsewhere, BodyLimit
@@ -41,7 +42,7 @@ from unitgate.view.ws_shortcut import WebSocketShortcut
 log = logging.getLogger(__name__)
 
 
-DASHBOARD = Path(__file__).parent / "dashboard"
+DASHBOARD = Path(__file__).parents[1] / "dashboard"
 
 
 def takes_body(scope: Mapping[str, object]) -> bool:

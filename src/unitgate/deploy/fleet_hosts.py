@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from unitgate import nats_reload as reload
+from unitgate.deploy import nats_reload as reload
 from unitgate.services.fleet import plan as plans
 from unitgate.services.fleet import subjects
 from unitgate.services.fleet.credentials import NKey, agent_config, new_nkey, server_files

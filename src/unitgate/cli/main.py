@@ -11,10 +11,11 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from unitgate.cli_parser import build_parser
+from unitgate.cli import fleet as cli_fleet
+from unitgate.cli.parser import build_parser
 
 if TYPE_CHECKING:
-    from unitgate.config import Settings
+    from unitgate.config.settings import Settings
 
 
 class UsageError(Exception):
@@ -23,7 +24,7 @@ class UsageError(Exception):
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from unitgate.config import ConfigError
+    from unitgate.config.settings import ConfigError
 
     try:
         return _COMMANDS[args.command](args)
@@ -40,15 +41,15 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def _graphiql_assets(args: argparse.Namespace) -> int:
-    from unitgate import graphiql_assets
+    from unitgate.deploy import graphiql_fetch
 
-    return graphiql_assets.main(["--dir", str(args.dir)] if args.dir else [])
+    return graphiql_fetch.main(["--dir", str(args.dir)] if args.dir else [])
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from unitgate.app import create_app
-    from unitgate.config import load_settings
-    from unitgate.config_file import require_private
+    from unitgate.config.file import require_private
+    from unitgate.config.settings import load_settings
+    from unitgate.server.app import create_app
 
     settings = load_settings(
         args.config,
@@ -62,7 +63,7 @@ def _serve(args: argparse.Namespace) -> int:
     if args.config is not None:
         require_private(args.config, settings)
     if settings.insecure_no_auth:
-        from unitgate.network import is_loopback
+        from unitgate.config.network import is_loopback
 
         if not is_loopback(settings.host):
             raise UsageError(
@@ -87,13 +88,11 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     if args.fleet:
-        from unitgate import cli_fleet
-
         return cli_fleet.demo(args, _run_server)
-    from unitgate.app import build_control, create_app
-    from unitgate.config import load_settings
-    from unitgate.demo import demo_sandbox
-    from unitgate.sandbox import SandboxError
+    from unitgate.config.settings import load_settings
+    from unitgate.sandbox.demo import demo_sandbox
+    from unitgate.sandbox.manager import SandboxError
+    from unitgate.server.app import build_control, create_app
 
     overrides: dict[str, object] = {
         "scope": "user",
@@ -135,8 +134,8 @@ def _demo(args: argparse.Namespace) -> int:
 def _token(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from unitgate.config import describe_validation_error, load_settings
-    from unitgate.config_tables import TokenConfig
+    from unitgate.config.settings import describe_validation_error, load_settings
+    from unitgate.config.tables import TokenConfig
     from unitgate.services.policy.access import Role
     from unitgate.services.policy.tokens import config_snippet, new_token, token_sha256
 
@@ -167,8 +166,8 @@ def _listed(value: str | None) -> tuple[str, ...] | None:
 
 
 def _privilege(args: argparse.Namespace) -> int:
-    from unitgate.config import load_settings
-    from unitgate.privilege import render_polkit_rule, render_sudoers
+    from unitgate.config.settings import load_settings
+    from unitgate.deploy.privilege import render_polkit_rule, render_sudoers
 
     settings = load_settings(installed_config(args.config))
     allowlist = settings.build_allowlist()
@@ -182,10 +181,10 @@ def _privilege(args: argparse.Namespace) -> int:
 
 
 def _setup(args: argparse.Namespace) -> int:
-    from unitgate import cli_fleet, doctor
-    from unitgate.config import load_settings
-    from unitgate.install import Layout, Request, SetupError, setup
-    from unitgate.install_nginx import NginxLayout, nginx_request, setup_nginx
+    from unitgate.config.settings import load_settings
+    from unitgate.deploy import doctor
+    from unitgate.deploy.install import Layout, Request, SetupError, setup
+    from unitgate.deploy.nginx import NginxLayout, nginx_request, setup_nginx
 
     if args.agent:
         return cli_fleet.setup_agent(args)
@@ -210,8 +209,8 @@ def _setup(args: argparse.Namespace) -> int:
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from unitgate import doctor
-    from unitgate.config import load_settings
+    from unitgate.config.settings import load_settings
+    from unitgate.deploy import doctor
 
     config = installed_config(args.config)
     return doctor.run(load_settings(config), config, args.user)
@@ -220,7 +219,7 @@ def _doctor(args: argparse.Namespace) -> int:
 def installed_config(given: Path | None) -> Path | None:
     """The config file named, else the one `unitgate setup` installs when it is there: the
     generators and doctor must not quietly ignore the server's allowlist."""
-    from unitgate.install import Layout
+    from unitgate.deploy.install import Layout
 
     if given is None and Layout().config.exists():
         return Layout().config
@@ -228,7 +227,7 @@ def installed_config(given: Path | None) -> Path | None:
 
 
 def _nginx_site(args: argparse.Namespace) -> int:
-    from unitgate.install_nginx import print_site
+    from unitgate.deploy.nginx import print_site
 
     return print_site(args, installed_config(args.config))
 
@@ -255,20 +254,14 @@ def _documents(args: argparse.Namespace) -> int:
 
 
 def _agent(args: argparse.Namespace) -> int:
-    from unitgate import cli_fleet
-
     return cli_fleet.agent(args)
 
 
 def _hub(args: argparse.Namespace) -> int:
-    from unitgate import cli_fleet
-
     return cli_fleet.hub(args, _run_server)
 
 
 def _fleet(args: argparse.Namespace) -> int:
-    from unitgate import cli_fleet
-
     return cli_fleet.fleet(args)
 
 
@@ -291,7 +284,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 
 def _run_server(app: object, settings: Settings) -> None:
-    from unitgate import listen
+    from unitgate.server import listen
 
     listen.run(app, settings)
 

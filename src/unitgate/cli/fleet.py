@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from unitgate.config import Settings
+    from unitgate.config.settings import Settings
     from unitgate.services.fleet.control import FleetControl
 
 
@@ -30,8 +30,8 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 def fleet_settings(path: Path | None, overrides: dict[str, object] | None = None) -> Settings:
     """The settings of an agent or a hub: a private config file with a [fleet] table (and the
     command line's flags over it)."""
-    from unitgate.config import load_settings
-    from unitgate.config_file import require_private
+    from unitgate.config.file import require_private
+    from unitgate.config.settings import load_settings
 
     if path is None:
         raise FleetUsageError("--config FILE is required: the file `unitgate fleet init` wrote")
@@ -108,7 +108,7 @@ def build_fleet_control(settings: Settings) -> FleetControl:
 
 
 def hub(args: argparse.Namespace, run_server: Callable[[object, Settings], None]) -> int:
-    from unitgate.app import create_app
+    from unitgate.server.app import create_app
 
     settings = fleet_settings(args.config, {"host": args.host, "port": args.port})
     if not settings.tokens:
@@ -162,7 +162,7 @@ def change_host(args: argparse.Namespace) -> int:
     """add-host, remove-host, rotate: applied to every node here, then proven on every server."""
     import nats
 
-    from unitgate import fleet_lifecycle as lifecycle
+    from unitgate.deploy import fleet_hosts as lifecycle
 
     name, directory = args.name, args.dir
     refused = admitted = ""
@@ -214,9 +214,9 @@ def _next_steps(command: str, name: str, directory: Path) -> None:
 
 def demo(args: argparse.Namespace, run_server: Callable[[object, Settings], None]) -> int:
     """`unitgate demo --fleet`: the fleet on this machine, a hub without tokens on loopback."""
-    from unitgate.app import create_app
-    from unitgate.config import load_settings
-    from unitgate.demo_fleet import INSTANCES, demo_fleet
+    from unitgate.config.settings import load_settings
+    from unitgate.sandbox.demo_fleet import INSTANCES, demo_fleet
+    from unitgate.server.app import create_app
 
     signal.signal(signal.SIGTERM, _raise_interrupt)  # unwinds like Ctrl-C: everything stops
     with contextlib.suppress(KeyboardInterrupt), demo_fleet() as hub_config:
@@ -236,8 +236,8 @@ def demo(args: argparse.Namespace, run_server: Callable[[object, Settings], None
 
 def setup_agent(args: argparse.Namespace) -> int:
     """`unitgate setup --agent`: the agent installed as unitgate-agent.service."""
-    from unitgate.install import SetupError
-    from unitgate.install_agent import AGENT_SERVICE, AgentRequest, setup_agent
+    from unitgate.deploy.agent import AGENT_SERVICE, AgentRequest, setup_agent
+    from unitgate.deploy.install import SetupError
 
     if args.fleet_config is None or args.credentials is None:
         raise FleetUsageError(

@@ -11,8 +11,8 @@ from typing import Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from unitgate.edge_limits import EdgeLimits as EdgeLimits
-from unitgate.ws_protocol import LeanWebSocketProtocol
+from unitgate.config.edge_limits import EdgeLimits as EdgeLimits
+from unitgate.server.ws_protocol import LeanWebSocketProtocol
 
 ACCEPT_BACKLOG = 128
 _REASONS = {

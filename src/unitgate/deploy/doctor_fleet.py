@@ -8,8 +8,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from unitgate.config import Settings
-from unitgate.findings import Finding, fail, ok, warn
+from unitgate.config.settings import Settings
+from unitgate.deploy.findings import Finding, fail, ok, warn
 from unitgate.services.fleet import subjects
 from unitgate.services.fleet.tls import dial_once, with_tls
 

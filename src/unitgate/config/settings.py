@@ -10,9 +10,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from unitgate.config_tables import FleetConfig, TokenConfig
-from unitgate.edge_limits import EdgeLimits
-from unitgate.network import AllowedHosts, TrustedProxies, default_hosts
+from unitgate.config.edge_limits import EdgeLimits
+from unitgate.config.network import AllowedHosts, TrustedProxies, default_hosts
+from unitgate.config.tables import FleetConfig, TokenConfig
 from unitgate.services.live.snapshot import WatcherTimings
 from unitgate.services.policy.guard import RateLimit
 from unitgate.services.systemd.allowlist import DEFAULT_ALLOWLIST, Allowlist, unit_name_problem

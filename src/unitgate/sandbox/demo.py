@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from unitgate.sandbox import UserManagerSandbox
+from unitgate.sandbox.manager import UserManagerSandbox
 
 # Small real processes under familiar names. redis-server crashes now and then and systemd
 # brings it back, so the demo shows failures, restart counts and live events.

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 
-from unitgate.config import load_settings
-from unitgate.privilege import check_user_name, render_polkit_rule, render_sudoers
+from unitgate.config.settings import load_settings
+from unitgate.deploy.privilege import check_user_name, render_polkit_rule, render_sudoers
 from unitgate.services.policy.access import Role
 from unitgate.services.policy.tokens import config_snippet, new_token
 from unitgate.services.systemd.route import POLKIT_DAEMONS

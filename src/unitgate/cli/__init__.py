@@ -1,0 +1,3 @@
+"""The command line: `unitgate` and its commands (`main` is the console script's entry)."""
+
+from unitgate.cli.main import main as main
