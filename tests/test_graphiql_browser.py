@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import json
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -61,11 +62,12 @@ def test_graphiql_runs_a_query_offline(make_server: Callable[..., RunningServer]
 def test_graphiql_keeps_its_token_for_the_tab_only(
     make_server: Callable[..., RunningServer], chromium: Path
 ) -> None:
-    """A token typed into the headers editor lives in sessionStorage, gone with the tab; what an
-    older page left in localStorage is removed; and the strict policy refuses nothing the page
-    itself needs."""
+    """A token in the headers editor is sent, and kept in no storage at all (a shared browser
+    must not keep it); what older pages stored is removed; and the strict policy refuses nothing
+    the page itself needs."""
     server = make_server()
     refused: list[str] = []
+    sent: list[str] = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS)
         try:
@@ -73,9 +75,21 @@ def test_graphiql_keeps_its_token_for_the_tab_only(
             page.on(
                 "console", lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None
             )
+            page.on(
+                "request",
+                lambda r: sent.append(r.headers.get("authorization", "")) if r.method == "POST" else None,
+            )
             page.goto(server.url.replace("/graphql", "/healthz"))
             page.evaluate(
                 'localStorage.setItem("graphiql:headers", "{\\"Authorization\\": \\"Bearer old\\"}")'
+            )
+            page.evaluate(
+                'sessionStorage.setItem("graphiql:headers", "{\\"Authorization\\": \\"Bearer older\\"}")'
+            )
+            # An earlier page's history, with a run's headers in it (GraphiQL 3.8 keeps them).
+            page.evaluate(
+                'sessionStorage.setItem("graphiql:queries", JSON.stringify({queries: [{query: "{a}",'
+                ' headers: "{\\"Authorization\\": \\"Bearer oldest\\"}"}]}))'
             )
             # The headers editor filled as a shared link would (GraphiQL's ?headers=).
             page.goto(server.url + '?headers={"Authorization":"Bearer typed-token"}&q={__typename}')
@@ -86,9 +100,15 @@ def test_graphiql_keeps_its_token_for_the_tab_only(
             session = page.evaluate("JSON.stringify(Object.assign({}, sessionStorage))")
         finally:
             browser.close()
-    assert "typed-token" in session
+    assert "Bearer typed-token" in sent  # the editor's header went with the request
+    assert "typed-token" not in session
     assert "typed-token" not in local
     assert "Bearer old" not in local
+    assert "Bearer older" not in session
+    assert "Bearer oldest" not in session
+    assert (
+        "{__typename}" in json.loads(session)["graphiql:queries"]
+    )  # its history stays for the tab, headerless
     assert refused == []
 
 

@@ -111,8 +111,10 @@ async def test_every_page_carries_strict_headers(serve_process: Callable[..., Se
     assert by_file_name.headers["content-security-policy"] == dashboard.headers["content-security-policy"]
     # GraphiQL's own inline script runs by its hash, and nothing else inline does.
     assert "script-src 'self' 'sha256-" in ide.headers["content-security-policy"]
-    # Its tabs and headers (a token) live as long as the browser tab, never in localStorage.
-    assert "storage: window.sessionStorage" in ide.text
+    # Its headers (a token) are kept in no storage; its tabs live as long as the browser tab.
+    assert "shouldPersistHeaders: false" in ide.text
+    assert "shouldPersistHeaders: true" not in ide.text
+    assert "storage: headerlessStorage" in ide.text
     assert "localStorage.removeItem(k)" in ide.text
     for answer in (health, script):
         assert answer.headers["content-security-policy"].startswith("default-src 'none'")

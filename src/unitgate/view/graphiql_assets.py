@@ -81,13 +81,48 @@ def offline_page(html: str) -> str:
     return html
 
 
+# GraphiQL 3.8 writes each run's headers into its history ("graphiql:queries", and favorites)
+# whatever shouldPersistHeaders says: the storage it is given drops them from those values, and
+# from what an earlier page left there.
+_HEADERLESS = """\
+      const HISTORY_KEYS = ["graphiql:queries", "graphiql:favorites"];
+      function withoutHeaders(key, value) {
+        if (!HISTORY_KEYS.includes(key) || value === null) return value;
+        try {
+          const stored = JSON.parse(value);
+          for (const item of stored.queries || []) delete item.headers;
+          return JSON.stringify(stored);
+        } catch {
+          return JSON.stringify({ queries: [] });
+        }
+      }
+      const headerlessStorage = {
+        getItem: (key) => withoutHeaders(key, sessionStorage.getItem(key)),
+        setItem: (key, value) => sessionStorage.setItem(key, withoutHeaders(key, value)),
+        removeItem: (key) => sessionStorage.removeItem(key),
+        get length() {
+          return Object.keys(sessionStorage).filter((key) => key.startsWith("graphiql:")).length;
+        },
+        clear: () => Object.keys(sessionStorage)
+          .filter((key) => key.startsWith("graphiql:"))
+          .forEach((key) => sessionStorage.removeItem(key)),
+      };
+      ["graphiql:headers", "graphiql:tabState", ...HISTORY_KEYS].forEach((k) => localStorage.removeItem(k));
+      sessionStorage.removeItem("graphiql:headers");
+      HISTORY_KEYS.forEach((key) => {
+        const stored = sessionStorage.getItem(key);
+        if (stored !== null) sessionStorage.setItem(key, withoutHeaders(key, stored));
+      });
+"""
+
+
 def session_only(html: str) -> str:
-    """The page with GraphiQL's storage (its tabs, and the headers with a token in them) in
-    sessionStorage, gone with the tab, and with what older pages left in localStorage removed."""
+    """The page with the headers (a token) kept in no storage at all, only in the page's memory:
+    a shared browser must not keep an operator's token. Its tabs and history live in
+    sessionStorage, gone with the tab, without headers; what older pages stored is removed."""
     persist = "shouldPersistHeaders: true,"
     script = "<script>\n"
     if persist not in html or html.count(script) != 1:
         raise ValueError("strawberry's GraphiQL page has changed: check session_only() against it")
-    html = html.replace(persist, f"{persist}\n          storage: window.sessionStorage,")
-    forget = '      ["graphiql:headers", "graphiql:tabState"].forEach((k) => localStorage.removeItem(k));\n'
-    return html.replace(script, script + forget)
+    html = html.replace(persist, "shouldPersistHeaders: false,\n          storage: headerlessStorage,")
+    return html.replace(script, script + _HEADERLESS)
