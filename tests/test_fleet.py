@@ -246,6 +246,15 @@ async def subscribed(fleet: Fleet, document: str) -> Any:
     return ws
 
 
+async def test_a_running_agent_holds_no_pydantic(fleet: Fleet) -> None:
+    """The agent read its config in a child that has ended (cli/agent.py): its own process
+    maps no pydantic_core, which it would otherwise hold all its life."""
+    await until(lambda: online(fleet, "web1"), 30)
+    maps = await asyncio.to_thread(Path(f"/proc/{fleet.agents['web1'].pid}/maps").read_text)
+    assert "dbus_fast" in maps  # what it does load shows here
+    assert "pydantic_core" not in maps
+
+
 async def test_a_dead_agent_is_offline_in_time_and_comes_back(fleet: Fleet) -> None:
     await until(lambda: online(fleet, "web1", "web2"), 30)
     ws = await subscribed(fleet, "subscription { instanceStatusChanged { name online } }")

@@ -226,14 +226,15 @@ def test_the_layout_doc_lists_every_module() -> None:
     assert missing == []
 
 
-def test_the_agents_process_imports_no_graphql_layer() -> None:
-    """What `unitgate agent` loads, as its process does: services, config, the NATS client; no
-    strawberry, graphql, Starlette or uvicorn (it is what keeps the agent small on the host)."""
+def test_the_agents_process_imports_no_graphql_layer_nor_pydantic() -> None:
+    """What `unitgate agent` loads, as its process does: the services layer and the NATS client; no
+    strawberry, graphql, Starlette or uvicorn, and no pydantic (its config is read in a child:
+    cli/agent.py). It is what keeps the agent small on the host."""
     probe = (
-        "import sys; from unitgate import cli, compose; from unitgate.cli import fleet; "
-        "from unitgate.services.fleet import agent; "
-        "print(sorted({m.split('.')[0] for m in sys.modules} & "
-        "{'strawberry', 'graphql', 'starlette', 'uvicorn', 'prometheus_client', 'cryptography'}))"
+        "import sys; from unitgate import cli, compose; from unitgate.cli import agent, fleet; "
+        "from unitgate.services.fleet import agent, tls; from unitgate.config import errors; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'strawberry', 'graphql', 'starlette', "
+        "'uvicorn', 'prometheus_client', 'cryptography', 'pydantic', 'pydantic_core'}))"
     )
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert loaded.stdout.strip() == "[]"

@@ -1,5 +1,5 @@
-"""What `unitgate agent`, `unitgate hub` and `unitgate fleet init` do. The agent's path imports
-the services layer, the config and the NATS client only: no GraphQL, Starlette or uvicorn."""
+"""What `unitgate hub`, `unitgate fleet init` and `setup --agent` do, and the settings an agent
+or a hub reads (`unitgate agent` itself is cli/agent.py)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ class FleetUsageError(ValueError):
     """A refusal the user can fix; printed without a traceback, exit status 2."""
 
 
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+def raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
@@ -40,47 +40,6 @@ def fleet_settings(path: Path | None, overrides: dict[str, object] | None = None
     if settings.fleet is None:
         raise FleetUsageError(f"{path} has no [fleet] table: `unitgate fleet init` writes one")
     return settings
-
-
-def agent(args: argparse.Namespace) -> int:
-    import nats
-
-    from unitgate.compose import build_control
-    from unitgate.services.fleet import subjects
-    from unitgate.services.fleet.agent import Agent, serve_agent
-    from unitgate.services.fleet.tls import with_tls
-    from unitgate.services.fleet.wire import HostInfo
-
-    settings = fleet_settings(args.config)
-    assert settings.fleet is not None
-    if settings.instance_name is None or subjects.instance_problem(settings.instance_name):
-        raise FleetUsageError("instance_name must be set: one name of letters, digits, - and _")
-    fleet = settings.fleet
-    # The agent writes a status only when more than its memory, CPU or tasks changed: reading
-    # memory on a timer would start a process every memory_interval for nothing.
-    settings = settings.model_copy(update={"memory_interval": 86_400.0})
-
-    async def run() -> None:
-        control = build_control(settings)
-        host = HostInfo(
-            systemd_version=await control.manager_version(),
-            scope=settings.scope,
-            services=tuple(control.allowlist.sorted()),
-            actions=tuple(sorted(str(verb) for verb in control.enabled)),
-        )
-        try:
-            bridge = Agent(control, host, fleet.heartbeat_interval)
-            connect = with_tls(nats.connect, fleet.tls_ca)
-            await serve_agent(connect, bridge, list(fleet.servers), fleet.credentials)
-        finally:
-            await control.aclose()
-
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    servers = ", ".join(fleet.servers)
-    print(f"unitgate agent {settings.instance_name}: connecting to {servers}", file=sys.stderr, flush=True)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run())
-    return 0
 
 
 def build_fleet_control(settings: Settings) -> FleetControl:
@@ -113,7 +72,7 @@ def hub(args: argparse.Namespace, run_server: Callable[[object, Settings], None]
     settings = fleet_settings(args.config, {"host": args.host, "port": args.port})
     if not settings.tokens:
         raise FleetUsageError("no tokens configured: `unitgate fleet init` writes one into hub.toml")
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGTERM, raise_interrupt)
     with contextlib.suppress(KeyboardInterrupt):
         run_server(create_app(settings, build_fleet_control(settings)), settings)
     return 0
@@ -218,7 +177,7 @@ def demo(args: argparse.Namespace, run_server: Callable[[object, Settings], None
     from unitgate.sandbox.demo_fleet import INSTANCES, demo_fleet
     from unitgate.server.app import create_app
 
-    signal.signal(signal.SIGTERM, _raise_interrupt)  # unwinds like Ctrl-C: everything stops
+    signal.signal(signal.SIGTERM, raise_interrupt)  # unwinds like Ctrl-C: everything stops
     with contextlib.suppress(KeyboardInterrupt), demo_fleet() as hub_config:
         settings = load_settings(hub_config, {"port": args.port, "insecure_no_auth": True})
         print(

@@ -24,7 +24,7 @@ class UsageError(Exception):
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from unitgate.config.settings import ConfigError
+    from unitgate.config.errors import ConfigError
 
     try:
         return _COMMANDS[args.command](args)
@@ -254,7 +254,9 @@ def _documents(args: argparse.Namespace) -> int:
 
 
 def _agent(args: argparse.Namespace) -> int:
-    return cli_fleet.agent(args)
+    from unitgate.cli.agent import run_agent
+
+    return run_agent(args)
 
 
 def _hub(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from unitgate.config.edge_limits import EdgeLimits
+from unitgate.config.errors import ConfigError as ConfigError
 from unitgate.config.network import AllowedHosts, TrustedProxies, default_hosts
 from unitgate.config.tables import FleetConfig, TokenConfig
 from unitgate.services.live.snapshot import WatcherTimings
@@ -32,10 +33,6 @@ DEPRECATED_KEYS: dict[str, str] = {
     "restart_limit": "action_limit",
     "restart_window": "action_window",
 }
-
-
-class ConfigError(Exception):
-    """The configuration cannot be used; the message says which key and why."""
 
 
 class Settings(BaseModel):

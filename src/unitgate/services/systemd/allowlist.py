@@ -86,3 +86,13 @@ class Allowlist:
 
     def __repr__(self) -> str:
         return f"Allowlist({self.sorted()!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Allowlist) and other._names == self._names
+
+    def __hash__(self) -> int:
+        return hash(self._names)
+
+    def __reduce__(self) -> tuple[type[Allowlist], tuple[list[str]]]:
+        # Unpickled through __init__, so every name is checked again.
+        return (Allowlist, (self.sorted(),))
