@@ -172,25 +172,34 @@ def running_fleet(directory: Path, count: int, sandbox: UserManagerSandbox) -> I
 
 
 def hub_process(fleet: Fleet) -> tuple[subprocess.Popen[bytes], float]:
-    """The hub as its own process, and how long from its start to a complete view."""
+    """The hub as its own process, and how long from its start to a complete view: every
+    host's statuses in, and every host online."""
     started = time.monotonic()
     hub = subprocess.Popen(
         [sys.executable, "-m", "unitgate", "hub", "--config", str(fleet.directory / "hub.toml")],
         stderr=subprocess.DEVNULL,
     )
-    wanted = (fleet.count + 1) * len(SERVICES) - 0
-    query = {"query": "{ services { ... on ServiceList { total } } }"}
+    wanted = (fleet.count + 1) * len(SERVICES)
+    query = {"query": "{ instances { online } services { ... on ServiceList { total } } }"}
     headers = {"Authorization": f"Bearer {fleet.token}"}
     while True:  # another process's state: ask until it is whole
         with contextlib.suppress(httpx.TransportError, KeyError, TypeError):
-            total = httpx.post(fleet.url, json=query, headers=headers, timeout=10).json()["data"]["services"][
-                "total"
-            ]
-            if total >= wanted - len(SERVICES):  # the real agent's own units are fewer than 14
+            data = httpx.post(fleet.url, json=query, headers=headers, timeout=10).json()["data"]
+            instances = data["instances"]
+            if (
+                data["services"]["total"] >= wanted - len(SERVICES)  # the real agent has fewer than 14
+                and len(instances) == fleet.count + 1
+                and all(instance["online"] for instance in instances)
+            ):
                 return hub, time.monotonic() - started
         if time.monotonic() - started > 120:
             raise RuntimeError("the hub's view did not fill")
         time.sleep(0.01)
+
+
+def stop_hub(hub: subprocess.Popen[bytes]) -> None:
+    hub.send_signal(signal.SIGTERM)
+    hub.wait(30)
 
 
 async def replay_p50(url: str, document: str, token: str, count: int) -> float:
@@ -220,24 +229,28 @@ def measure(report: Report, sandbox: UserManagerSandbox, workdir: Path, quick: b
         directory = workdir / f"fleet-{count}"
         directory.mkdir()
         with running_fleet(directory, count, sandbox) as fleet:
+            # The fleet's first hub makes the bucket the hosts wait for; the one measured is a
+            # hub started again over a running fleet.
+            first_hub, first = hub_process(fleet)
+            stop_hub(first_hub)
             hub, cold = hub_process(fleet)
             try:
-                rows_at(report, fleet, hub, cold, count, rss_by_size, quick)
+                rows_at(report, fleet, hub, (first, cold), count, rss_by_size, quick)
             finally:
-                hub.send_signal(signal.SIGTERM)
-                hub.wait(30)
+                stop_hub(hub)
 
 
 def rows_at(
-    report: Report, fleet: Fleet, hub: subprocess.Popen[bytes], cold: float, count: int,
+    report: Report, fleet: Fleet, hub: subprocess.Popen[bytes], starts: tuple[float, float], count: int,
     rss_by_size: dict[int, int], quick: bool,
 ) -> None:  # fmt: skip
     tag = f"F{count}"
+    first, cold = starts
     report.add(
         f"{tag} cold",
-        f"hub cold start to a complete view, {count} hosts",
+        f"a restarted hub to a complete view (statuses in, hosts online), {count} hosts",
         f"{cold:.2f} s",
-        "-",
+        f"{first:.2f} s the fleet's first hub",
         "-",
         "<= 2 s",
         cold <= 2,

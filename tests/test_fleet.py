@@ -542,3 +542,40 @@ async def test_the_hubs_metrics_label_every_series_with_its_host(fleet: Fleet) -
         text = (await client.get(fleet.hub.url.replace("/graphql", "/metrics"))).text
     for name in fleet.hosts:
         assert f'unitgate_service_up{{instance_name="{name}",service="{HEALTHY}"}} 1.0' in text
+
+
+def beating_once_a_minute(config: Path) -> None:
+    """The [fleet] table's heartbeat at its slowest (and offline only after ten minutes)."""
+    config.write_text(
+        config.read_text().replace("[fleet]\n", "[fleet]\nheartbeat_interval = 60.0\noffline_after = 600.0\n")
+    )
+
+
+async def test_a_starting_hub_asks_who_is_there_rather_than_wait_for_heartbeats(
+    sandbox: UserManagerSandbox, tmp_path: Path
+) -> None:
+    """An agent that beats once a minute, long since started: a hub started again hears of it
+    only through its roll call (each host the bucket names asked once, answered at once). The
+    wait below guards a hang: the agent's next heartbeat is a minute away."""
+    url = f"nats://127.0.0.1:{free_port()}"
+    token = fleet_init(tmp_path, "solo", url)
+    agent_on_sandbox(tmp_path / "solo.toml", sandbox)
+    for name in ("solo.toml", "hub.toml"):
+        beating_once_a_minute(tmp_path / name)
+    nats_process = start_nats(tmp_path / "nats-server.conf", url)
+    agent = None
+    try:
+        with hub_server(tmp_path, token) as hub:  # the first one makes the bucket
+            solo = Fleet(tmp_path, url, token, {"solo": sandbox}, {}, nats_process, hub)
+            solo.start_agent("solo")
+            agent = solo.agents["solo"]
+            await until(lambda: online(solo, "solo"), 30)
+        with hub_server(tmp_path, token) as again:
+            solo.hub = again
+            await until(lambda: online(solo, "solo"), 30)
+            listed = await ask(solo, '{ services(instances: ["solo"]) { ... on ServiceList { total } } }')
+            assert listed["services"]["total"] > 0
+    finally:
+        if agent is not None:
+            stop(agent)
+        stop(nats_process)

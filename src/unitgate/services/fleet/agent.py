@@ -160,6 +160,8 @@ class Agent:
             await msg.respond(wire.dumps(answer))
 
     async def _answer(self, verb: str, payload: bytes) -> dict[str, Any]:
+        if verb == "ping":
+            return {"ok": True}
         request = wire.loads(payload)
         if verb == "follow" and isinstance(request.get("stop"), str):
             task = self._follows.pop(request["stop"], None)

@@ -26,6 +26,7 @@ from unitgate.services.fleet.wire import WireError
 log = logging.getLogger(__name__)
 _EXPIRY_TICK = 0.5  # how often silent hosts are looked for
 BUCKET_WAIT = 30.0  # seconds a starting hub waits for JetStream to be ready
+ROLL_CALL_AT_ONCE = 256  # a starting hub's "are you there" requests in flight
 
 
 class HubLink:
@@ -35,6 +36,7 @@ class HubLink:
         self.nc: Client | None = None
         self.kv: KeyValue | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._roll_calls: set[asyncio.Task[None]] = set()
         self.requests = 0  # sent to agents: none for a refusal made here
 
     @property
@@ -104,6 +106,7 @@ class HubLink:
                 async for entry in watcher:
                     if entry is None:  # the end of the current values
                         self.view.ready.set()
+                        self._roll_call_soon()
                         continue
                     deleted = entry.operation in ("DEL", "PURGE")
                     self.view.apply(entry.key, None if deleted else entry.value)
@@ -115,6 +118,28 @@ class HubLink:
             except Exception as error:  # a reconnect: watch again from the current values
                 log.warning("fleet: the bucket's watch ended (%s); watching again", error)
                 await asyncio.sleep(0.5)
+
+    def _roll_call_soon(self) -> None:
+        task = asyncio.create_task(self._roll_call(), name="unitgate-fleet-roll-call")
+        self._roll_calls.add(task)
+        task.add_done_callback(self._roll_calls.discard)
+
+    async def _roll_call(self) -> None:
+        """Every host the bucket names, asked whether it is there: a starting hub knows who is
+        online in one round trip, not when each next heartbeat comes. Whoever answers is heard
+        from (only that host's agent receives its commands, so only it can answer); whoever
+        does not is left to the heartbeats, as before."""
+        assert self.nc is not None
+        nc = self.nc
+        slots = asyncio.Semaphore(ROLL_CALL_AT_ONCE)
+
+        async def ask(name: str) -> None:
+            async with slots:
+                with contextlib.suppress(NatsError, TimeoutError):
+                    await nc.request(subjects.command(name, "ping"), b"{}", timeout=self.heartbeat_interval)
+                    self.view.heard_from(name)
+
+        await asyncio.gather(*(ask(name) for name in list(self.view.hosts)))
 
     async def _expire(self) -> None:
         while True:
@@ -140,9 +165,10 @@ class HubLink:
         return answer_of(reply.data)
 
     async def aclose(self) -> None:
-        for task in self._tasks:
+        tasks = [*self._tasks, *self._roll_calls]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if self.nc is not None:

@@ -18,7 +18,9 @@ INSTANCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 # What a key may hold besides the escapes: JetStream allows [-/_=.A-Za-z0-9] in keys.
 _KEY_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
-COMMANDS = ("restart", "reload", "start", "stop", "logs", "follow", "history")
+# "ping": a starting hub's roll call, answered at once (any answer, even an older agent's
+# refusal of a verb it does not know, says the agent is there).
+COMMANDS = ("restart", "reload", "start", "stop", "logs", "follow", "history", "ping")
 
 
 def instance_problem(name: str) -> str | None:
