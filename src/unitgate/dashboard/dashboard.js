@@ -45,7 +45,13 @@ async function request(query, variables = {}) {
 }
 
 function show(element, visible) {
-  element.hidden = !visible;
+  if (element.hidden === visible) element.hidden = !visible;
+}
+
+// Written only when it changes: an event rewrites a card's every field, and an unchanged text
+// set again still costs the page a style and layout pass over thousands of cards.
+function setText(element, text) {
+  if (element.textContent !== text) element.textContent = text;
 }
 
 // --- Formatting: the text people read; data-value keeps the raw value for tools and tests.
@@ -71,8 +77,9 @@ function duration(seconds) {
 
 function setField(card, field, raw, text) {
   const element = $(`[data-field="${field}"]`, card);
-  element.dataset.value = raw === null || raw === undefined ? "" : String(raw);
-  element.textContent = text === undefined ? (raw === null || raw === undefined ? "—" : String(raw)) : text;
+  const value = raw === null || raw === undefined ? "" : String(raw);
+  if (element.dataset.value !== value) element.dataset.value = value;
+  setText(element, text === undefined ? (value === "" ? "—" : value) : text);
 }
 
 function uptimeOf(status) {
@@ -108,11 +115,11 @@ function tally(tallies, status, sign) {
 }
 
 function counts() {
-  for (const [name, value] of Object.entries(totals)) $(`[data-count="${name}"]`).textContent = String(value);
+  for (const [name, value] of Object.entries(totals)) setText($(`[data-count="${name}"]`), String(value));
   if (!hubMode) return;
   const offline = [...hosts.values()].filter((host) => !host.online).length;
-  $('[data-count="hosts"]').textContent = String(hosts.size);
-  $('[data-count="offline"]').textContent = String(offline);
+  setText($('[data-count="hosts"]'), String(hosts.size));
+  setText($('[data-count="offline"]'), String(offline));
 }
 
 // --- Hosts: a group of cards each; on a hub, the ones that need someone come first.
@@ -164,12 +171,11 @@ function placeHost(host) {
 function describeHost(host) {
   if (!hubMode) return;
   const t = host.tallies;
-  $("[data-host-counts]", host.element).textContent =
-    `${t.total} services${t.failed ? ` · ${t.failed} failed` : ""}`;
+  setText($("[data-host-counts]", host.element), `${t.total} services${t.failed ? ` · ${t.failed} failed` : ""}`);
   const state = $("[data-host-state]", host.element);
-  state.textContent = host.online ? "online" : `offline · last seen ${host.lastSeen ? ago(host.lastSeen) : "never"}`;
+  setText(state, host.online ? "online" : `offline · last seen ${host.lastSeen ? ago(host.lastSeen) : "never"}`);
   host.element.classList.toggle("offline", !host.online);
-  host.element.dataset.online = String(host.online);
+  if (host.element.dataset.online !== String(host.online)) host.element.dataset.online = String(host.online);
   placeHost(host);
 }
 
@@ -260,8 +266,9 @@ function update(entry, status) {
   const changed = entry.status !== status && entry.status.activeState !== status.activeState;
   entry.status = status;
   const card = entry.element;
-  card.className = `card s-${status.activeState}`;
-  $("[data-description]", card).textContent = status.description || "";
+  const className = `card s-${status.activeState}`;
+  if (card.className !== className) card.className = className;
+  setText($("[data-description]", card), status.description || "");
   setField(card, "activeState", status.activeState);
   setField(card, "subState", status.subState);
   setField(card, "mainPid", status.mainPid);
@@ -271,7 +278,7 @@ function update(entry, status) {
   setField(card, "uptimeSeconds", uptime, duration(uptime));
   const reason = reasonOf(status);
   const reasonElement = $('[data-field="reason"]', card);
-  reasonElement.textContent = reason || "";
+  setText(reasonElement, reason || "");
   show(reasonElement, Boolean(reason));
   const reload = $('[data-action="reload"]', card);
   if (reload) show(reload, status.canReload);
