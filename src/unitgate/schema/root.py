@@ -10,6 +10,7 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
     ParserCache,
+    SchemaExtension,
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
@@ -21,6 +22,7 @@ from unitgate import resolvers
 from unitgate.schema import errors, results, types
 from unitgate.schema.error_codes import CodedErrors, with_code
 from unitgate.schema.error_log import log_errors
+from unitgate.schema.extensions_runner import LeanExtensionsRunner
 from unitgate.schema.limits import (
     DocumentLimits,
     OneServiceActionPerDocument,
@@ -201,6 +203,11 @@ class UnitgateSchema(strawberry.Schema):
                 ),
             ),
         )
+
+    def create_extensions_runner(
+        self, execution_context: ExecutionContext, extensions: list[SchemaExtension]
+    ) -> LeanExtensionsRunner:
+        return LeanExtensionsRunner(execution_context=execution_context, extensions=extensions)
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
