@@ -77,8 +77,9 @@ COALESCE_LIMIT = 64 * 1024  # bytes held before they go out at once: asyncio's o
 
 
 class CoalescedWrites:
-    """The protocol's transport, with the frames written in one turn of the event loop sent in one
-    write at its end. When twenty hosts change at once, a dashboard's subscription yields twenty
+    """The protocol's transport, with a turn of the event loop's first frame written at once (the
+    reader can start on it) and the rest of that turn's frames in one write at its end. When twenty
+    hosts change at once, a dashboard's subscription yields twenty
     events in a row: one send() each was a fifth of a hub's time (bench/, profiled). Every write
     goes through here, so frames keep their order; a close sends what is held first; past
     COALESCE_LIMIT bytes it writes at once, so the transport's flow control still pauses a reader
