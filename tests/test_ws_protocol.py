@@ -101,7 +101,7 @@ async def test_held_frames_go_out_before_a_close_and_past_the_limit() -> None:
     writes.write(b"last")
     writes.close()
     await asyncio.sleep(0)
-    peer.setblocking(True)
+    peer.settimeout(30)  # a failure, not a hang, if the close never came
     received = b""
     while chunk := peer.recv(1 << 20):
         received += chunk
