@@ -3,6 +3,7 @@ refusal looks like from the command line, and what the child's memory leaves beh
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import os
 import pickle
@@ -12,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from unitgate.cli.agent import AGENT_MEMORY_INTERVAL, agent_plan, read_in_child
+from unitgate.cli import agent as agent_cli
+from unitgate.cli.agent import AGENT_MEMORY_INTERVAL, ConfigReadFailed, agent_plan, read_in_child
 from unitgate.config.errors import ConfigError
 from unitgate.services.systemd.allowlist import Allowlist
 from unitgate.services.systemd.units import UnitVerb
@@ -75,15 +77,24 @@ def test_a_refusal_in_the_child_is_raised_here_with_its_message() -> None:
 
 
 def test_a_child_that_dies_is_an_error_not_a_hang() -> None:
-    with pytest.raises(RuntimeError, match="no answer"):
+    with pytest.raises(ConfigReadFailed, match="no answer"):
         read_in_child(lambda: os._exit(3))
+
+
+def test_a_child_that_dies_is_one_line_and_status_1(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(agent_cli, "agent_plan", lambda path: os._exit(3))
+    assert agent_cli.run_agent(argparse.Namespace(config=None)) == 1
+    said = capfd.readouterr().err
+    assert said == "unitgate agent: the child reading the config ended with wait status 768 and no answer\n"
 
 
 def test_a_bug_in_the_child_is_reported_with_its_traceback(capfd: pytest.CaptureFixture[str]) -> None:
     def broken() -> None:
         raise KeyError("oops")
 
-    with pytest.raises(RuntimeError, match="see the traceback above"):
+    with pytest.raises(ConfigReadFailed, match="see the traceback above"):
         read_in_child(broken)
     assert "KeyError: 'oops'" in capfd.readouterr().err
 

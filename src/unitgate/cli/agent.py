@@ -44,6 +44,11 @@ class AgentPlan:
     heartbeat_interval: float
 
 
+class ConfigReadFailed(Exception):
+    """The child reading the config gave no plan and no refusal: it died, or hit a bug (whose
+    traceback it printed). Said in one line, exit status 1: nothing the user typed was wrong."""
+
+
 def agent_plan(path: Path | None) -> AgentPlan:
     """The plan of the agent `path` configures (this loads pydantic: see read_in_child)."""
     settings = fleet_settings(path)
@@ -66,7 +71,11 @@ def agent_plan(path: Path | None) -> AgentPlan:
 
 def run_agent(args: argparse.Namespace) -> int:
     """`unitgate agent`: until SIGTERM or Ctrl-C."""
-    plan = read_in_child(lambda: agent_plan(args.config))
+    try:
+        plan = read_in_child(lambda: agent_plan(args.config))
+    except ConfigReadFailed as failed:
+        print(f"unitgate agent: {failed}", file=sys.stderr)
+        return 1
 
     async def run() -> None:
         control = control_from_plan(plan.control)
@@ -112,7 +121,7 @@ def read_in_child(make: Callable[[], T]) -> T:
         data = answer.read()
     _, status = os.waitpid(pid, 0)
     if not data:
-        raise RuntimeError(f"the child reading the config ended with wait status {status} and no answer")
+        raise ConfigReadFailed(f"the child reading the config ended with wait status {status} and no answer")
     made, value = pickle.loads(data)  # noqa: S301 (our own child's answer: see the docstring)
     if not made:
         raise value
@@ -131,4 +140,4 @@ def _outcome(make: Callable[[], object]) -> bytes:
             return pickle.dumps((False, ConfigError(str(refused))))
     except BaseException:
         traceback.print_exc()
-        return pickle.dumps((False, RuntimeError("reading the config failed: see the traceback above")))
+        return pickle.dumps((False, ConfigReadFailed("reading the config failed: see the traceback above")))
