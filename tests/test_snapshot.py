@@ -179,3 +179,29 @@ async def test_an_allowlisted_alias_is_never_answered_stale(sandbox: UserManager
             await control.aclose()
             alias.unlink()
             sandbox.systemctl("daemon-reload")
+
+
+async def test_the_checks_before_an_action_read_nothing_when_only_memory_is_old(
+    sandbox: UserManagerSandbox, killed_unit: None
+) -> None:
+    """memory_max_age is for memory and CPU, which have no signal. Whether a unit is installed,
+    which unit it is and whether it can reload have signals: the checks before an action, logs
+    or history take a snapshot of any age the bus vouches for. (A restart after a quiet spell
+    cost two reads, one before it for nothing; the benchmark's 5,000 dashboards saw it.)"""
+    max_age = 0.2
+    control = build_control(sandbox_settings(memory_max_age=max_age), sandbox.env)
+    events = control.status_events([KILLED], OPERATOR)
+    try:
+        await anext(events)  # a subscriber: the watcher runs, on the bus
+        snapshot = control.watcher.store.latest
+        await asyncio.sleep(snapshot.read_at + 2 * max_age - time.monotonic())  # the clock, not a guess
+        reads, spawned = control.watcher.reads, control.runner.spawned
+        status = await control.reads.installed(KILLED)
+        assert (status.unit_id, status.installed) == (f"{KILLED}.service", True)
+        assert (control.watcher.reads, control.runner.spawned) == (reads, spawned)
+        # What shows memory reads again: the snapshot was that old.
+        await control.reads.statuses([KILLED])
+        assert control.watcher.reads == reads + 1
+    finally:
+        await events.aclose()
+        await control.aclose()

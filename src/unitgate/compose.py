@@ -4,10 +4,10 @@ from the settings. Used by `serve` and by `agent`, which imports nothing of the 
 
 from __future__ import annotations
 
-import functools
+import math
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +25,7 @@ from unitgate.services.systemd.journal import Journal, JournalOptions
 from unitgate.services.systemd.process_state import killed_or_gone
 from unitgate.services.systemd.route import ProcessFacts, RestartVia, choose_route, read_facts
 from unitgate.services.systemd.runner import ProcessRunner, ProcessSlots
+from unitgate.services.systemd.status import UnitStatus
 from unitgate.services.systemd.systemctl import Systemctl, SystemctlOptions, systemctl_environment
 from unitgate.services.systemd.units import Scope, UnitVerb
 
@@ -110,8 +111,13 @@ def control_from_plan(
         accept_signal=lambda name: not guard.in_flight(name),
         dying=killed_or_gone,
     )
-    # Queries answer from the watcher's snapshot while the bus vouches for it (dbus_events).
-    reads = wrapper_reads.with_snapshot(functools.partial(watcher.fresh, plan.memory_max_age))
+
+    # Queries answer from the watcher's snapshot while the bus vouches for it (dbus_events), and
+    # while it is at most memory_max_age old when they show memory.
+    def fresh(read: bool = True, memory: bool = True) -> Awaitable[Mapping[str, UnitStatus] | None]:
+        return watcher.fresh(plan.memory_max_age if memory else math.inf, read)
+
+    reads = wrapper_reads.with_snapshot(fresh)
     return ServiceControl(
         systemctl=systemctl,
         reads=reads,

@@ -25,9 +25,12 @@ _DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("status
 
 class FreshSnapshot(Protocol):
     """Every unit's status as systemd has it now, or None when nothing vouches for a snapshot;
-    with `read` False, None too where vouching would take a read."""
+    with `read` False, None too where vouching would take a read. With `memory` False, memory
+    and CPU may be as old as the snapshot (they have no signal); the rest is vouched for as ever."""
 
-    def __call__(self, read: bool = True) -> Awaitable[Mapping[str, UnitStatus] | None]: ...
+    def __call__(
+        self, read: bool = True, memory: bool = True
+    ) -> Awaitable[Mapping[str, UnitStatus] | None]: ...
 
 
 class StatusReads:
@@ -79,20 +82,20 @@ class StatusReads:
     def allowlist(self) -> Allowlist:
         return self.systemctl.allowlist
 
-    async def statuses(self, names: Sequence[str]) -> list[UnitStatus]:
+    async def statuses(self, names: Sequence[str], memory: bool = True) -> list[UnitStatus]:
         """Status of allowlisted `names` (checked first), in order: from the snapshot when it
         vouches, else from one `systemctl show` shared with every concurrent caller asking for the
-        same set."""
+        same set. `memory` False: a caller that looks at no memory or CPU figure."""
         checked = [self.allowlist.require(name) for name in names]
         try:
             async with asyncio.timeout_at(self._deadline()):
-                return await self._statuses(checked)
+                return await self._statuses(checked, memory)
         except TimeoutError:
             raise CommandTimeout("systemctl show", self.systemctl.options.status_timeout) from None
 
-    async def _statuses(self, checked: list[str]) -> list[UnitStatus]:
+    async def _statuses(self, checked: list[str], memory: bool) -> list[UnitStatus]:
         if self._snapshot is not None:
-            statuses = await self._snapshot()
+            statuses = await self._snapshot(memory=memory)
             if statuses is not None and all(name in statuses for name in checked):
                 return [statuses[name] for name in checked]
         key = tuple(sorted(set(checked)))
@@ -102,8 +105,11 @@ class StatusReads:
         return [by_name[name] for name in checked]
 
     async def installed(self, name: str) -> UnitStatus:
-        """One allowlisted service's status; ServiceNotFound when systemd has no such unit."""
-        (status,) = await self.statuses([name])
+        """One allowlisted service's status; ServiceNotFound when systemd has no such unit. For
+        the checks before an action, logs or history: whether it is installed, its unit, whether
+        it can reload. Those have signals, so a snapshot older than memory_max_age still vouches
+        for them: no read before each action on a quiet host. Its memory and CPU may be old."""
+        (status,) = await self.statuses([name], memory=False)
         if not status.installed:
             raise ServiceNotFound(status.name)
         return status
