@@ -18,6 +18,8 @@ from dbus_fast.aio import MessageBus
 
 
 async def idle(server: str, seed: str, ca_file: str, name: str) -> None:
+    # The inbox prefix and the bus's path are written out, not taken from unitgate
+    # (subjects.inbox_prefix, bus.bus_address): importing them would load its modules here.
     tls = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca_file)
     nc = await nats.connect(
         [server], nkeys_seed=seed, tls=tls, name=f"floor-{name}", inbox_prefix=f"_INBOX_{name}"
